@@ -1,0 +1,312 @@
+-- clerk_sync 0.1.0
+-- Data lives in schema "clerk"; the SQL API lives in the extension's schema (public by default).
+\echo Use "CREATE EXTENSION clerk_sync" to load this file. \quit
+
+CREATE SCHEMA clerk;
+COMMENT ON SCHEMA clerk IS 'Users synced from Clerk by the clerk_sync extension';
+REVOKE ALL ON SCHEMA clerk FROM PUBLIC;
+
+-- Tiers and their daily message limits (NULL = unlimited). Edit freely.
+CREATE TABLE clerk.tiers (
+    name        text PRIMARY KEY,
+    daily_limit int CHECK (daily_limit >= 0)
+);
+INSERT INTO clerk.tiers (name, daily_limit) VALUES
+    ('FREE', 10), ('PRO', 100), ('MAXX', 1000), ('ENTERPRISE', NULL);
+
+-- One row per Clerk user. Application tables may reference clerk.users(id) ON DELETE CASCADE.
+CREATE TABLE clerk.users (
+    id               text PRIMARY KEY,                -- Clerk user id (user_...)
+    email            text,                            -- the PRIMARY email; NULL only for users stored
+                                                      -- while clerk_sync.require_email was off
+    first_name       text,
+    last_name        text,
+    username         text,
+    image_url        text,
+    tier             text NOT NULL DEFAULT 'FREE' REFERENCES clerk.tiers (name) ON UPDATE CASCADE,
+    public_metadata  jsonb NOT NULL DEFAULT '{}',
+    raw              jsonb NOT NULL,                  -- the whole Clerk user object as received
+    clerk_created_at timestamptz,
+    clerk_updated_at timestamptz,                     -- orders updates: older events are stale
+    synced_at        timestamptz NOT NULL DEFAULT now(),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX users_email_idx ON clerk.users (email);
+
+-- Every user row has its rate-limit row, written in the same transaction.
+CREATE TABLE clerk.rate_limits (
+    user_id       text PRIMARY KEY REFERENCES clerk.users (id) ON DELETE CASCADE,
+    message_count int NOT NULL DEFAULT 0,
+    last_reset_at timestamptz NOT NULL DEFAULT now(),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Tombstones: a late user.updated cannot bring a deleted user back; a genuine re-creation (created
+-- after the deletion) can.
+CREATE TABLE clerk.deleted_users (
+    id          text PRIMARY KEY,
+    deleted_at  timestamptz NOT NULL,                 -- when Clerk deleted the user
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The inbox: every webhook delivery applied, by its svix-id, with its outcome and its payload as
+-- received (so it can be re-verified or replayed).
+CREATE TABLE clerk.webhook_events (
+    svix_id     text PRIMARY KEY,
+    event_type  text NOT NULL,
+    event_at    timestamptz,                          -- the event's own timestamp
+    received_at timestamptz NOT NULL DEFAULT now(),
+    outcome     text NOT NULL CHECK (outcome IN ('applied', 'stale', 'ignored', 'skipped')),
+    user_id     text,
+    detail      text,
+    payload     text NOT NULL
+);
+CREATE INDEX webhook_events_received_at_idx ON clerk.webhook_events (received_at);
+CREATE INDEX webhook_events_user_id_idx ON clerk.webhook_events (user_id);
+
+-- pg_dump keeps the synced data (the tiers are seeded by CREATE EXTENSION itself).
+SELECT pg_catalog.pg_extension_config_dump('clerk.users', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.rate_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.deleted_users', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.webhook_events', '');
+
+------------------------------------------------------------------------------------------------
+-- Internal write path. The C++ mapping produces the values; these functions hold every rule
+-- about how they land, and every writer of users (webhooks, replays, manual sync) uses them.
+------------------------------------------------------------------------------------------------
+
+-- Advisory lock namespaces (first key of pg_advisory_xact_lock(int, int)): 'CLK' + 1 / 2.
+-- Writers of one user, and deliveries of one svix-id, are serialised; nothing else is.
+
+-- Upserts users given as parallel arrays (one element per user), and returns each user's outcome:
+-- 'applied', or 'stale' when the stored row is newer or a tombstone is newer than the user's
+-- creation. A NULL updated_at (a manual sync) always applies and keeps the stored ordering stamp.
+-- A NULL tier keeps an existing user's tier (new users get FREE); an unknown tier falls back to
+-- FREE with a WARNING.
+CREATE FUNCTION clerk._upsert_users(
+    p_ids text[], p_emails text[], p_first_names text[], p_last_names text[], p_usernames text[],
+    p_image_urls text[], p_tiers text[], p_public_metadata text[], p_raws text[],
+    p_created_ats timestamptz[], p_updated_ats timestamptz[])
+RETURNS TABLE (user_id text, outcome text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    unknown text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1129073410, hashtext(id))
+       FROM (SELECT DISTINCT id FROM unnest(p_ids) AS id ORDER BY 1) AS ids;
+
+    FOR unknown IN
+        SELECT DISTINCT t FROM unnest(p_tiers) AS t
+         WHERE t IS NOT NULL AND NOT EXISTS (SELECT FROM clerk.tiers WHERE name = t)
+    LOOP
+        RAISE WARNING 'clerk_sync: unknown tier "%", using FREE', unknown
+            USING HINT = 'Add it to clerk.tiers, or fix the user''s public_metadata in Clerk.';
+    END LOOP;
+
+    RETURN QUERY
+    WITH input AS (
+        -- one row per user id: the newest, should a batch name a user twice
+        SELECT DISTINCT ON (i.id)
+               i.id, i.email, i.first_name, i.last_name, i.username, i.image_url,
+               CASE WHEN i.tier IS NULL THEN NULL
+                    ELSE coalesce((SELECT name FROM clerk.tiers WHERE name = i.tier), 'FREE') END AS tier,
+               i.public_metadata::jsonb AS public_metadata, i.raw::jsonb AS raw,
+               i.created_at, i.updated_at
+          FROM unnest(p_ids, p_emails, p_first_names, p_last_names, p_usernames, p_image_urls,
+                      p_tiers, p_public_metadata, p_raws, p_created_ats, p_updated_ats)
+               AS i(id, email, first_name, last_name, username, image_url, tier, public_metadata,
+                    raw, created_at, updated_at)
+         ORDER BY i.id, i.updated_at DESC NULLS LAST
+    ),
+    live AS (
+        -- users not deleted after they were created
+        SELECT i.* FROM input i
+         WHERE NOT EXISTS (SELECT FROM clerk.deleted_users d
+                            WHERE d.id = i.id
+                              AND (i.created_at IS NULL OR d.deleted_at >= i.created_at))
+    ),
+    resurrected AS (
+        DELETE FROM clerk.deleted_users d USING live l WHERE d.id = l.id
+    ),
+    updated AS (
+        UPDATE clerk.users u
+           SET email = l.email, first_name = l.first_name, last_name = l.last_name,
+               username = l.username, image_url = l.image_url,
+               tier = coalesce(l.tier, u.tier),
+               public_metadata = coalesce(l.public_metadata, u.public_metadata),
+               raw = l.raw,
+               clerk_created_at = coalesce(l.created_at, u.clerk_created_at),
+               clerk_updated_at = coalesce(l.updated_at, u.clerk_updated_at),
+               synced_at = now(), updated_at = now()
+          FROM live l
+         WHERE u.id = l.id
+           -- ties apply: of two events stamped alike, the later delivery must not be lost
+           AND (l.updated_at IS NULL OR u.clerk_updated_at IS NULL OR u.clerk_updated_at <= l.updated_at)
+        RETURNING u.id
+    ),
+    inserted AS (
+        INSERT INTO clerk.users (id, email, first_name, last_name, username, image_url, tier,
+                                 public_metadata, raw, clerk_created_at, clerk_updated_at)
+        SELECT l.id, l.email, l.first_name, l.last_name, l.username, l.image_url,
+               coalesce(l.tier, 'FREE'), coalesce(l.public_metadata, '{}'), l.raw,
+               l.created_at, l.updated_at
+          FROM live l
+         WHERE NOT EXISTS (SELECT FROM clerk.users u WHERE u.id = l.id)
+        RETURNING id
+    ),
+    written AS (
+        SELECT id FROM updated UNION ALL SELECT id FROM inserted
+    ),
+    limits AS (
+        INSERT INTO clerk.rate_limits (user_id)
+        SELECT id FROM written
+        ON CONFLICT (user_id) DO NOTHING
+    )
+    SELECT i.id, CASE WHEN w.id IS NULL THEN 'stale' ELSE 'applied' END
+      FROM input i LEFT JOIN written w ON w.id = i.id;
+END
+$$;
+
+-- Deletes one user (its rate-limit row goes by cascade) and keeps a tombstone. 'stale' when the
+-- stored user was created after the deletion (a re-creation the deletion predates).
+CREATE FUNCTION clerk._delete_user(p_id text, p_deleted_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deleted_at timestamptz := coalesce(p_deleted_at, now());
+BEGIN
+    PERFORM pg_advisory_xact_lock(1129073410, hashtext(p_id));
+    IF EXISTS (SELECT FROM clerk.users WHERE id = p_id AND clerk_created_at > deleted_at) THEN
+        RETURN 'stale';
+    END IF;
+    DELETE FROM clerk.users WHERE id = p_id;
+    INSERT INTO clerk.deleted_users AS d (id, deleted_at) VALUES (p_id, deleted_at)
+        ON CONFLICT (id) DO UPDATE SET deleted_at = greatest(d.deleted_at, excluded.deleted_at),
+                                       recorded_at = now();
+    RETURN 'applied';
+END
+$$;
+
+-- Applies one mapped webhook event and records it in the inbox, atomically. p_action is what the
+-- C++ mapping decided: 'upsert', 'delete', 'skipped' or 'ignored'. A NULL p_svix_id (the trusted
+-- path) skips the duplicate check and is recorded under a generated id.
+CREATE FUNCTION clerk._apply_event(
+    p_svix_id text, p_type text, p_event_at timestamptz, p_payload text, p_action text,
+    p_detail text, p_user_id text, p_email text, p_first_name text, p_last_name text,
+    p_username text, p_image_url text, p_tier text, p_public_metadata text, p_raw text,
+    p_created_at timestamptz, p_updated_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result text;
+    detail text := p_detail;
+BEGIN
+    IF p_svix_id IS NOT NULL THEN
+        -- a redelivery waits for the first delivery's transaction, then sees its inbox row
+        PERFORM pg_advisory_xact_lock(1129073409, hashtext(p_svix_id));
+        IF EXISTS (SELECT FROM clerk.webhook_events WHERE svix_id = p_svix_id) THEN
+            RETURN 'duplicate';
+        END IF;
+    END IF;
+
+    CASE p_action
+    WHEN 'upsert' THEN
+        SELECT u.outcome INTO result
+          FROM clerk._upsert_users(ARRAY[p_user_id], ARRAY[p_email], ARRAY[p_first_name],
+                                   ARRAY[p_last_name], ARRAY[p_username], ARRAY[p_image_url],
+                                   ARRAY[p_tier], ARRAY[p_public_metadata], ARRAY[p_raw],
+                                   ARRAY[p_created_at], ARRAY[p_updated_at]) AS u;
+        IF result = 'stale' THEN
+            detail := 'a newer version of the user, or its deletion, is already stored';
+        END IF;
+    WHEN 'delete' THEN
+        result := clerk._delete_user(p_user_id, p_event_at);
+        IF result = 'stale' THEN
+            detail := 'the stored user was created after this deletion';
+        END IF;
+    WHEN 'skipped', 'ignored' THEN
+        result := p_action;
+    ELSE
+        RAISE EXCEPTION 'clerk_sync: unknown event action "%"', p_action;
+    END CASE;
+
+    INSERT INTO clerk.webhook_events (svix_id, event_type, event_at, outcome, user_id, detail, payload)
+    VALUES (coalesce(p_svix_id, 'manual_' || gen_random_uuid()), p_type, p_event_at, result,
+            p_user_id, detail, p_payload);
+    RETURN result;
+END
+$$;
+
+------------------------------------------------------------------------------------------------
+-- SQL API
+------------------------------------------------------------------------------------------------
+
+-- The webhook endpoint's entry point: the body exactly as received and the request headers as a
+-- JSON object. Verifies the Svix signature, applies the event, returns its outcome.
+-- Runs as the extension owner: a role granted only EXECUTE can apply events but read nothing.
+CREATE FUNCTION clerk_apply_event(payload text, headers jsonb)
+RETURNS text
+AS 'MODULE_PATHNAME', 'clerk_apply_event_signed'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- The trusted path (no signature, no duplicate check), for replays and administration.
+CREATE FUNCTION clerk_apply_event(event jsonb)
+RETURNS text
+AS 'MODULE_PATHNAME', 'clerk_apply_event_trusted'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+-- The signature and timestamp check alone, with the clock given.
+CREATE FUNCTION clerk_webhook_verify(payload text, headers jsonb, secret text, at timestamptz DEFAULT now())
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'clerk_webhook_verify'
+LANGUAGE C STABLE;
+
+-- The manual single-user sync of the old app. Keeps an existing user's tier unless one is given;
+-- a user deleted in Clerk (tombstoned) is not brought back. Returns 'applied' or 'stale'.
+CREATE FUNCTION clerk_sync_user(user_id text, email text, first_name text DEFAULT NULL,
+                                last_name text DEFAULT NULL, image_url text DEFAULT NULL,
+                                tier text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result text;
+BEGIN
+    IF coalesce(user_id, '') = '' THEN
+        RAISE EXCEPTION 'clerk_sync_user: user_id must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(email, '') = '' THEN
+        RAISE EXCEPTION 'clerk_sync_user: email must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF tier IS NOT NULL AND NOT EXISTS (SELECT FROM clerk.tiers t WHERE t.name = tier) THEN
+        RAISE EXCEPTION 'clerk_sync_user: unknown tier "%"', tier USING ERRCODE = '22023',
+            HINT = 'The tiers are the rows of clerk.tiers.';
+    END IF;
+    SELECT u.outcome INTO result
+      FROM clerk._upsert_users(
+               ARRAY[user_id], ARRAY[email], ARRAY[first_name], ARRAY[last_name], ARRAY[NULL::text],
+               ARRAY[image_url], ARRAY[tier], ARRAY[NULL::text],
+               ARRAY[jsonb_build_object('id', user_id, 'email', email, 'first_name', first_name,
+                                        'last_name', last_name, 'image_url', image_url,
+                                        'source', 'clerk_sync_user')::text],
+               ARRAY[NULL::timestamptz], ARRAY[NULL::timestamptz]) AS u;
+    RETURN result;
+END
+$$;
+
+-- Nothing is executable by PUBLIC but the pure verification function.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA clerk FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_apply_event(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_apply_event(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_sync_user(text, text, text, text, text, text) FROM PUBLIC;
