@@ -18,8 +18,10 @@ SHLIB_LINK   = -lcurl -lssl -lcrypto -lstdc++
 
 # pg_regress: a throwaway instance whose config preloads the library.
 REGRESS      = setup signatures events privileges
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
-               --load-extension=clerk_sync
+# REGRESS_OUT: where results and the temp instance go (test/run.sh points it outside the tree).
+REGRESS_OUT ?= .
+REGRESS_OPTS = --temp-instance=$(REGRESS_OUT)/tmp_check --outputdir=$(REGRESS_OUT) \
+               --temp-config=test/regress.conf --load-extension=clerk_sync
 
 EXTRA_CLEAN  = tmp_check results regression.diffs regression.out
 

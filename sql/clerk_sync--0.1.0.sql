@@ -93,6 +93,7 @@ RETURNS TABLE (user_id text, outcome text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     unknown text;
 BEGIN

@@ -86,8 +86,8 @@ Headers headers_from_json(const nlohmann::json &headers) {
         throw Error(ErrorKind::invalid_argument, "webhook headers must be a JSON object",
                     "Pass the request headers as {\"svix-id\": ..., \"svix-timestamp\": ..., "
                     "\"svix-signature\": ...}.");
-    const bool svix = header_value(headers, "svix-id").has_value();
-    const std::string prefix = svix ? "svix-" : "webhook-";
+    const bool standard_webhooks = !header_value(headers, "svix-id") && header_value(headers, "webhook-id");
+    const std::string prefix = standard_webhooks ? "webhook-" : "svix-";
     Headers out;
     struct Field { const char *name; std::string *dest; };
     for (Field f : {Field{"id", &out.id}, Field{"timestamp", &out.timestamp},
