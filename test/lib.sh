@@ -7,7 +7,8 @@ PG_BINDIR=$(pg_config --bindir)
 # run_pg CMD...: runs a command as the OS user that owns the test clusters.
 run_pg() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- env PATH="$PG_BINDIR:$PATH" "$@"
+        # from a directory that user can enter (a checkout under /root is not one)
+        (cd / && runuser -u postgres -- env PATH="$PG_BINDIR:$PATH" "$@")
     else
         env PATH="$PG_BINDIR:$PATH" "$@"
     fi
