@@ -48,3 +48,14 @@ cluster_stop() {
     [ -f "$dir/data/postmaster.pid" ] && run_pg pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1
     return 0
 }
+
+# svix_headers SECRET MSG_ID BODY: the JSON headers object of a delivery of BODY signed now with
+# SECRET (whsec_...), as an edge function passes them to clerk_apply_event. Uses openssl(1).
+svix_headers() {
+    local secret=$1 id=$2 body=$3 ts key sig
+    ts=$(date +%s)
+    key=$(printf '%s' "${secret#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')
+    sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
+    printf '{"svix-id": "%s", "svix-timestamp": "%s", "svix-signature": "v1,%s"}' "$id" "$ts" "$sig"
+}
+

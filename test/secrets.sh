@@ -38,11 +38,8 @@ start() {  # start CONFIG_LINE...: a fresh cluster with the extension created an
 
 # A signed delivery of an unknown event type (outcome "ignored"), made now.
 signed_call() {
-    local body='{"type":"ping.test","data":{}}' ts sig
-    ts=$(date +%s)
-    sig=$(printf '%s' "msg_$ts.$ts.$body" | openssl dgst -sha256 -mac HMAC \
-          -macopt "hexkey:$(printf '%s' "${secret#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')" -binary | base64)
-    echo "SELECT clerk_apply_event('$body', '{\"svix-id\":\"msg_$ts\",\"svix-timestamp\":\"$ts\",\"svix-signature\":\"v1,$sig\"}')"
+    local body='{"type":"ping.test","data":{}}'
+    echo "SELECT clerk_apply_event('$body', '$(svix_headers "$secret" "msg_$RANDOM$RANDOM" "$body")')"
 }
 
 echo "# 1. secret in the config, clerk_sync NOT preloaded: refused, with the fix in the message"
