@@ -7,9 +7,9 @@ MODULE_big   = clerk_sync
 DATA         = sql/clerk_sync--$(EXTVERSION).sql
 
 # The pure C++ core (no postgres.h): webhook signatures and the Clerk user mapping.
-CORE_OBJS    = src/svix.o src/clerk_user.o src/json_guard.o
+CORE_OBJS    = src/svix.o src/clerk_user.o src/json_guard.o src/clerk_api.o
 # The glue at the Postgres boundary.
-GLUE_OBJS    = src/pg_boundary.o src/clerk_sync.o src/settings.o src/user_store.o src/webhook.o
+GLUE_OBJS    = src/pg_boundary.o src/clerk_sync.o src/settings.o src/user_store.o src/webhook.o src/sync.o
 OBJS         = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS  = -Isrc
@@ -17,7 +17,7 @@ PG_CXXFLAGS  = -std=c++17 -fexceptions -Wall -Wextra -Wno-unused-parameter -Wno-
 SHLIB_LINK   = -lcurl -lssl -lcrypto -lstdc++
 
 # pg_regress: a throwaway instance whose config preloads the library.
-REGRESS      = setup signatures events privileges
+REGRESS      = setup signatures events privileges sync
 # REGRESS_OUT: where results and the temp instance go (test/run.sh points it outside the tree).
 REGRESS_OUT ?= .
 REGRESS_OPTS = --temp-instance=$(REGRESS_OUT)/tmp_check --outputdir=$(REGRESS_OUT) \

@@ -66,11 +66,34 @@ CREATE TABLE clerk.webhook_events (
 CREATE INDEX webhook_events_received_at_idx ON clerk.webhook_events (received_at);
 CREATE INDEX webhook_events_user_id_idx ON clerk.webhook_events (user_id);
 
+-- Every sync run: clerk_sync_all() ('manual'); the background worker's 'delta' and 'full' runs.
+-- A failed clerk_sync_all() rolls back entirely, this row included (a SQL function is one
+-- transaction): its error is the one raised to the caller.
+CREATE TABLE clerk.sync_runs (
+    id          bigserial PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('manual', 'delta', 'full')),
+    started_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz,
+    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed')),
+    synced      bigint NOT NULL DEFAULT 0,
+    skipped     bigint NOT NULL DEFAULT 0,
+    failed      bigint NOT NULL DEFAULT 0,
+    deleted     bigint NOT NULL DEFAULT 0,
+    pages       bigint NOT NULL DEFAULT 0,
+    requests    bigint NOT NULL DEFAULT 0,            -- Clerk API requests, retries included
+    rate_limited bigint NOT NULL DEFAULT 0,           -- of which answered 429
+    error       text,
+    detail      text
+);
+CREATE INDEX sync_runs_started_at_idx ON clerk.sync_runs (started_at);
+
 -- pg_dump keeps the synced data (the tiers are seeded by CREATE EXTENSION itself).
 SELECT pg_catalog.pg_extension_config_dump('clerk.users', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.rate_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.deleted_users', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs_id_seq', '');
 
 ------------------------------------------------------------------------------------------------
 -- Internal write path. The C++ mapping produces the values; these functions hold every rule
@@ -133,6 +156,12 @@ BEGIN
     resurrected AS (
         DELETE FROM clerk.deleted_users d USING live l WHERE d.id = l.id
     ),
+    touched AS (
+        -- present in Clerk, but older than what is stored: still proof that the user exists
+        UPDATE clerk.users u SET synced_at = now()
+          FROM live l
+         WHERE u.id = l.id AND l.updated_at IS NOT NULL AND u.clerk_updated_at > l.updated_at
+    ),
     updated AS (
         UPDATE clerk.users u
            SET email = l.email, first_name = l.first_name, last_name = l.last_name,
@@ -192,6 +221,84 @@ BEGIN
                                        recorded_at = now();
     RETURN 'applied';
 END
+$$;
+
+-- Marks users as seen in Clerk by the current pass without writing them (users Clerk has but
+-- clerk_sync skips, such as users without email): a full sync must not delete them as missing.
+CREATE FUNCTION clerk._mark_seen(p_ids text[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE clerk.users SET synced_at = now() WHERE id = ANY (p_ids)
+$$;
+
+-- After a complete pass over Clerk's users: deletes (with tombstones) the users not seen since
+-- p_pass_start, unless they are more than p_max_fraction of the table (then nothing is deleted and
+-- a WARNING says why: an outage returning empty pages must never wipe the table).
+CREATE FUNCTION clerk._delete_missing(p_pass_start timestamptz, p_max_fraction float8,
+                                      OUT deleted bigint, OUT missing bigint, OUT total bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT count(*), count(*) FILTER (WHERE synced_at < p_pass_start) INTO total, missing FROM clerk.users;
+    deleted := 0;
+    IF missing = 0 THEN
+        RETURN;
+    END IF;
+    IF missing > p_max_fraction * total THEN
+        RAISE WARNING 'clerk_sync: % of % users were not seen in Clerk, more than clerk_sync.max_delete_fraction (%); none deleted',
+                      missing, total, p_max_fraction
+            USING HINT = 'If those users really were deleted in Clerk, raise clerk_sync.max_delete_fraction for one run.';
+        RETURN;
+    END IF;
+    -- a row written since the pass began (a webhook) has a newer synced_at and is not deleted
+    WITH gone AS (
+        DELETE FROM clerk.users WHERE synced_at < p_pass_start RETURNING id
+    ),
+    tombstones AS (
+        INSERT INTO clerk.deleted_users AS d (id, deleted_at)
+        SELECT id, p_pass_start FROM gone
+        ON CONFLICT (id) DO UPDATE SET deleted_at = greatest(d.deleted_at, excluded.deleted_at), recorded_at = now()
+    )
+    SELECT count(*) INTO deleted FROM gone;
+END
+$$;
+
+-- Starts a sync run: takes the database's sync lock (55P03 at once if another sync holds it) and
+-- records the run. The lock is the transaction's: clerk_sync_all() runs in one transaction.
+CREATE FUNCTION clerk._begin_sync(p_kind text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run_id bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1129073411, 0) THEN
+        RAISE EXCEPTION 'clerk_sync: another sync is already running in this database'
+            USING ERRCODE = '55P03',
+                  HINT = 'Wait for it to finish (clerk.sync_runs shows it), or stop it with pg_cancel_backend().';
+    END IF;
+    INSERT INTO clerk.sync_runs (kind) VALUES (p_kind) RETURNING id INTO run_id;
+    RETURN run_id;
+END
+$$;
+
+CREATE FUNCTION clerk._finish_sync(p_id bigint, p_status text, p_synced bigint, p_skipped bigint,
+                                   p_failed bigint, p_deleted bigint, p_pages bigint,
+                                   p_requests bigint, p_rate_limited bigint,
+                                   p_error text, p_detail text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE clerk.sync_runs
+       SET finished_at = clock_timestamp(), status = p_status, synced = p_synced, skipped = p_skipped,
+           failed = p_failed, deleted = p_deleted, pages = p_pages, requests = p_requests,
+           rate_limited = p_rate_limited, error = p_error, detail = p_detail
+     WHERE id = p_id
 $$;
 
 -- Applies one mapped webhook event and records it in the inbox, atomically. p_action is what the
@@ -306,8 +413,26 @@ BEGIN
 END
 $$;
 
+-- Backfills and reconciles every Clerk user through the Backend API (see README).
+CREATE FUNCTION clerk_sync_all(delete_missing boolean DEFAULT true,
+                               OUT synced bigint, OUT skipped bigint, OUT failed bigint,
+                               OUT deleted bigint, OUT total bigint, OUT pages bigint,
+                               OUT elapsed interval)
+RETURNS record
+AS 'MODULE_PATHNAME', 'clerk_sync_all'
+LANGUAGE C VOLATILE;
+
+-- Fetches one user from Clerk and applies it; a 404 deletes it locally with a tombstone.
+-- Returns applied, stale, skipped or deleted.
+CREATE FUNCTION clerk_fetch_user(user_id text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'clerk_fetch_user'
+LANGUAGE C VOLATILE;
+
 -- Nothing is executable by PUBLIC but the pure verification function.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA clerk FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_apply_event(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_apply_event(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_sync_user(text, text, text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_sync_all(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_fetch_user(text) FROM PUBLIC;

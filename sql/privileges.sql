@@ -8,13 +8,10 @@ CREATE ROLE regress_nobody LOGIN;
 GRANT USAGE ON SCHEMA test TO regress_forwarder, regress_nobody;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA test TO regress_forwarder, regress_nobody;
 GRANT USAGE ON SEQUENCE test.msg_seq TO regress_forwarder, regress_nobody;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO regress_forwarder, regress_nobody;  -- pgcrypto
-REVOKE EXECUTE ON FUNCTION clerk_apply_event(text, jsonb) FROM regress_nobody;  -- (granted just above)
-REVOKE EXECUTE ON FUNCTION clerk_apply_event(jsonb), clerk_sync_user(text, text, text, text, text, text)
-    FROM regress_forwarder, regress_nobody;
+GRANT EXECUTE ON FUNCTION hmac(bytea, bytea, text), gen_random_bytes(int) TO regress_forwarder, regress_nobody;
 
 -- What PUBLIC may execute: only the pure verification function.
-SELECT p.oid::regprocedure AS function, has_function_privilege('regress_nobody', p.oid, 'EXECUTE') AS public_execute
+SELECT p.oid::regprocedure AS function, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'clerk_sync'
  ORDER BY 1::text COLLATE "C";

@@ -14,6 +14,10 @@ enum class ErrorKind {
     invalid_argument,   // 22023: a bad argument to a SQL function
     null_argument,      // 22004: a required argument is NULL
     not_configured,     // 55000: a needed setting is missing or unusable
+    api_unavailable,    // 08006: Clerk could not be reached, or kept failing, after every retry
+    api_auth_failed,    // 28000: Clerk refused the secret key (401, 403)
+    api_rejected,       // 22023: Clerk refused the request (400, 422, other 4xx)
+    interrupted,        // the query was cancelled (or the backend told to die) mid-request
 };
 
 class Error : public std::runtime_error {

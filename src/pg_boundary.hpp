@@ -5,13 +5,16 @@
 //   so that C++ destructors have run and the longjmp crosses no live C++ frame.
 // - pg_call() wraps every call into PostgreSQL made while C++ objects are alive. A PostgreSQL
 //   ERROR inside it is caught and rethrown as a C++ exception (PgError), which unwinds the C++
-//   frames normally and is re-raised unchanged by cpp_entry().
+//   frames normally and is re-raised unchanged by cpp_entry(). The code inside a pg_call() keeps
+//   no C++ object with a destructor alive across a PostgreSQL call: the longjmp that brings an
+//   ERROR back to pg_call() would skip it.
 //
 // Include this after all C++ and third-party headers: postgres.h defines macros (snprintf, ...)
 // that would otherwise leak into them.
 #pragma once
 
 #include <exception>
+#include <initializer_list>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -34,15 +37,25 @@ struct PgError {
 
 int sqlstate_of(ErrorKind kind);
 
+// Throws Error(null_argument) naming the first of the function's arguments that is NULL.
+void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names);
+
 template <typename F>
 auto pg_call(F &&f) -> decltype(f()) {
     using Result = decltype(f());
     MemoryContext caller = CurrentMemoryContext;
     ErrorData *volatile edata = nullptr;
+    // A C++ exception must not leave the PG_TRY block (PG_exception_stack would be left pointing
+    // at a dead frame): it is carried out and rethrown after PG_END_TRY.
+    std::exception_ptr cpp_error;
     if constexpr (std::is_void_v<Result>) {
         PG_TRY();
         {
-            f();
+            try {
+                f();
+            } catch (...) {
+                cpp_error = std::current_exception();
+            }
         }
         PG_CATCH();
         {
@@ -53,12 +66,18 @@ auto pg_call(F &&f) -> decltype(f()) {
         PG_END_TRY();
         if (edata)
             throw PgError{edata};
+        if (cpp_error)
+            std::rethrow_exception(cpp_error);
     } else {
         static_assert(std::is_scalar_v<Result>, "pg_call returns Datums and pointers only");
         volatile Result result{};
         PG_TRY();
         {
-            result = f();
+            try {
+                result = f();
+            } catch (...) {
+                cpp_error = std::current_exception();
+            }
         }
         PG_CATCH();
         {
@@ -69,6 +88,8 @@ auto pg_call(F &&f) -> decltype(f()) {
         PG_END_TRY();
         if (edata)
             throw PgError{edata};
+        if (cpp_error)
+            std::rethrow_exception(cpp_error);
         return result;
     }
 }

@@ -17,6 +17,15 @@ char *webhook_secret_setting = nullptr;
 int webhook_tolerance_setting = 300;
 bool require_email_setting = true;
 char *tier_key_setting = nullptr;
+char *secret_key_setting = nullptr;
+char *api_url_setting = nullptr;
+char *api_version_setting = nullptr;
+int page_size_setting = 500;
+int connect_timeout_setting = 5000;
+int request_timeout_setting = 30000;
+int max_retries_setting = 5;
+bool allow_insecure_http_setting = false;
+double max_delete_fraction_setting = 0.1;
 
 // Whether this backend defined the settings while shared_preload_libraries was being processed.
 // Only then is every backend's clerk_sync.webhook_secret a superuser-only, hidden variable: a
@@ -78,6 +87,52 @@ void define_settings(bool preloaded) {
         "The public_metadata member that names a user's tier.",
         nullptr, &tier_key_setting, "tier", PGC_SUSET, 0, nullptr, nullptr, nullptr);
 
+    DefineCustomStringVariable(
+        "clerk_sync.secret_key",
+        "Secret key of the Clerk instance (sk_live_... or sk_test_...), for the Backend API.",
+        "Empty: the server's CLERK_SECRET_KEY environment variable is used.",
+        &secret_key_setting, "", PGC_SIGHUP, kSecretFlags, nullptr, nullptr, nullptr);
+
+    // Superuser-only: whoever sets the URL receives the secret key.
+    DefineCustomStringVariable(
+        "clerk_sync.api_url", "Base URL of the Clerk Backend API.", nullptr,
+        &api_url_setting, "https://api.clerk.com/v1", PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomStringVariable(
+        "clerk_sync.api_version", "Clerk API version, sent as the Clerk-API-Version header.", nullptr,
+        &api_version_setting, "2025-11-10", PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable(
+        "clerk_sync.page_size", "Users asked for per page of GET /users.", nullptr,
+        &page_size_setting, 500, 1, 500, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable(
+        "clerk_sync.connect_timeout", "Time allowed to connect to the Clerk API.", nullptr,
+        &connect_timeout_setting, 5000, 100, 600000, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable(
+        "clerk_sync.request_timeout", "Time allowed for one Clerk API request, connection included.", nullptr,
+        &request_timeout_setting, 30000, 100, 3600000, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable(
+        "clerk_sync.max_retries",
+        "Retries of a Clerk API request after a 5xx, a network error or a bad body.",
+        "429 answers are waited out as Retry-After says and do not count.",
+        &max_retries_setting, 5, 0, 100, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomBoolVariable(
+        "clerk_sync.allow_insecure_http",
+        "Allow plain http to a Clerk API URL that is not on this machine.",
+        "Off: plain http only to loopback addresses, so the secret key never crosses a network in clear.",
+        &allow_insecure_http_setting, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomRealVariable(
+        "clerk_sync.max_delete_fraction",
+        "Largest share of clerk.users a full sync may delete as missing from Clerk.",
+        "Above it nothing is deleted and a WARNING says why (an outage returning empty pages must not "
+        "wipe the table).",
+        &max_delete_fraction_setting, 0.1, 0.0, 1.0, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
     MarkGUCPrefixReserved("clerk_sync");
 }
 
@@ -94,6 +149,24 @@ std::vector<std::string> webhook_keys() {
 }
 
 int64_t webhook_tolerance_s() { return webhook_tolerance_setting; }
+
+ApiConfig api_config() {
+    ApiConfig c;
+    c.secret_key = configured_secret(secret_key_setting, "clerk_sync.secret_key", "CLERK_SECRET_KEY");
+    c.base_url = api_url_setting ? api_url_setting : "";
+    while (!c.base_url.empty() && c.base_url.back() == '/')
+        c.base_url.pop_back();
+    c.api_version = api_version_setting ? api_version_setting : "";
+    c.connect_timeout_ms = connect_timeout_setting;
+    c.request_timeout_ms = request_timeout_setting;
+    c.max_retries = max_retries_setting;
+    c.allow_insecure_http = allow_insecure_http_setting;
+    return c;
+}
+
+int page_size() { return page_size_setting; }
+
+double max_delete_fraction() { return max_delete_fraction_setting; }
 
 MappingOptions mapping_options() {
     return MappingOptions{tier_key_setting ? tier_key_setting : "", require_email_setting};

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "clerk_api.hpp"
 #include "clerk_user.hpp"
 
 namespace clerk_sync {
@@ -18,5 +19,11 @@ std::vector<std::string> webhook_keys();
 
 int64_t webhook_tolerance_s();
 MappingOptions mapping_options();
+
+// Everything the Clerk API client needs, the secret key included (clerk_sync.secret_key or
+// CLERK_SECRET_KEY, under the same rules as the webhook secret).
+ApiConfig api_config();
+int page_size();
+double max_delete_fraction();
 
 }  // namespace clerk_sync

@@ -24,15 +24,6 @@ namespace clerk_sync {
 
 namespace {
 
-void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names) {
-    int i = 0;
-    for (const char *name : names) {
-        if (PG_ARGISNULL(i))
-            throw Error(ErrorKind::null_argument, std::string(name) + " must not be NULL");
-        ++i;
-    }
-}
-
 // A text argument as bytes, exactly as received (detoasted, never re-encoded).
 std::string_view text_arg(FunctionCallInfo fcinfo, int n) {
     text *t = pg_call([&] { return PG_GETARG_TEXT_PP(n); });

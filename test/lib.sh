@@ -59,3 +59,42 @@ svix_headers() {
     printf '{"svix-id": "%s", "svix-timestamp": "%s", "svix-signature": "v1,%s"}' "$id" "$ts" "$sig"
 }
 
+
+# fake_clerk_start PORT [ARGS...]: starts the fake Clerk API (test/fake_clerk) in the background,
+# waits until it listens, and sets FAKE_CLERK_PID.
+fake_clerk_start() {
+    local port=$1 log
+    shift
+    log=$(mktemp)
+    node "$(dirname "${BASH_SOURCE[0]}")/fake_clerk/server.mjs" --port "$port" "$@" >"$log" 2>&1 &
+    FAKE_CLERK_PID=$!
+    for _ in $(seq 1 100); do
+        grep -q listening "$log" && { rm -f "$log"; return 0; }
+        kill -0 "$FAKE_CLERK_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$log"; rm -f "$log"
+    echo "the fake Clerk API did not start on port $port" >&2
+    return 1
+}
+
+fake_clerk_stop() {
+    [ -n "${FAKE_CLERK_PID:-}" ] && kill "$FAKE_CLERK_PID" 2>/dev/null && wait "$FAKE_CLERK_PID" 2>/dev/null
+    FAKE_CLERK_PID=
+    return 0
+}
+
+# fake_clerk_dump URL: every user the fake serves at URL (a /v1 base), as one JSON array.
+fake_clerk_dump() {
+    node --input-type=module -e '
+        const base = process.argv[1], all = [];
+        for (let offset = 0; ; offset += 500) {
+            const r = await fetch(`${base}/users?order_by=%2Bcreated_at&limit=500&offset=${offset}`,
+                                  { headers: { authorization: "Bearer sk_test_dump" } });
+            if (!r.ok) throw new Error(`HTTP ${r.status}`);
+            const page = await r.json();
+            all.push(...page);
+            if (page.length < 500) break;
+        }
+        process.stdout.write(JSON.stringify(all));' "$1"
+}
