@@ -108,6 +108,12 @@ SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs_id_seq', '');
 -- creation. A NULL updated_at (a manual sync) always applies and keeps the stored ordering stamp.
 -- A NULL tier keeps an existing user's tier (new users get FREE); an unknown tier falls back to
 -- FREE with a WARNING.
+--
+-- Single-user writers (webhooks, clerk_sync_user) first take the user's advisory lock, so that an
+-- upsert and a deletion of one user never interleave. A page of a full sync takes none (a long
+-- transaction would accumulate one lock per user): its updates are ordered by row locks, and in
+-- the one race left, a user created and deleted while the page is written, the next full sync
+-- deletes the user again.
 CREATE FUNCTION clerk._upsert_users(
     p_ids text[], p_emails text[], p_first_names text[], p_last_names text[], p_usernames text[],
     p_image_urls text[], p_tiers text[], p_public_metadata text[], p_raws text[],
@@ -120,9 +126,6 @@ AS $$
 DECLARE
     unknown text;
 BEGIN
-    PERFORM pg_advisory_xact_lock(1129073410, hashtext(id))
-       FROM (SELECT DISTINCT id FROM unnest(p_ids) AS id ORDER BY 1) AS ids;
-
     FOR unknown IN
         SELECT DISTINCT t FROM unnest(p_tiers) AS t
          WHERE t IS NOT NULL AND NOT EXISTS (SELECT FROM clerk.tiers WHERE name = t)
@@ -186,6 +189,8 @@ BEGIN
                l.created_at, l.updated_at
           FROM live l
          WHERE NOT EXISTS (SELECT FROM clerk.users u WHERE u.id = l.id)
+        -- inserted meanwhile by a concurrent writer: that version stands (reported stale)
+        ON CONFLICT (id) DO NOTHING
         RETURNING id
     ),
     written AS (
@@ -325,6 +330,10 @@ BEGIN
         END IF;
     END IF;
 
+    IF p_user_id IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(1129073410, hashtext(p_user_id));
+    END IF;
+
     CASE p_action
     WHEN 'upsert' THEN
         SELECT u.outcome INTO result
@@ -401,6 +410,7 @@ BEGIN
         RAISE EXCEPTION 'clerk_sync_user: unknown tier "%"', tier USING ERRCODE = '22023',
             HINT = 'The tiers are the rows of clerk.tiers.';
     END IF;
+    PERFORM pg_advisory_xact_lock(1129073410, hashtext(user_id));
     SELECT u.outcome INTO result
       FROM clerk._upsert_users(
                ARRAY[user_id], ARRAY[email], ARRAY[first_name], ARRAY[last_name], ARRAY[NULL::text],
