@@ -2,7 +2,8 @@
 # Every test of clerk_sync: installs what is missing, builds and installs the extension, then runs
 #   1. the pg_regress suite (make installcheck, temp instance with the library preloaded),
 #   2. test/secrets.sh (secret handling across server configurations),
-#   3. test/node (deliveries signed by the official svix package, sent with the pg package).
+#   3. test/node (deliveries signed by the official svix package, sent with the pg package),
+#   4. the fake Clerk API's own self-test (test/fake_clerk/selftest.mjs).
 # As root, the servers run as the "postgres" OS user. Exit status: 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ suite() {  # suite NAME COMMAND...: runs one suite, shows its output, adds up it
         secrets)
             p=$(sed -nE 's/^secrets: ([0-9]+) passed, ([0-9]+) failed$/\1/p' "$log")
             f=$(sed -nE 's/^secrets: ([0-9]+) passed, ([0-9]+) failed$/\2/p' "$log") ;;
-        node)
+        node|fake_clerk)
             p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log")
             f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log") ;;
     esac
@@ -44,6 +45,7 @@ suite() {  # suite NAME COMMAND...: runs one suite, shows its output, adds up it
 suite regress bash test/regress.sh
 suite secrets bash test/secrets.sh
 suite node bash test/node/run.sh
+suite fake_clerk node --test test/fake_clerk/selftest.mjs
 
 echo
 echo "$passed passed, $failed failed"

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Benchmark: clerk_sync_all() backfilling users from the fake Clerk API (no rate limit), against
+# the database's own floor: one set-based INSERT ... SELECT ... ON CONFLICT of the same pages,
+# already fetched and loaded into a table. Also the backend's peak private memory (RssAnon) during
+# the sync, and optionally at a million users.
+#
+#   bench/sync_all.sh                     # 100,000 users, 3 runs of each
+#
+# Environment:
+#   CLERK_BENCH_USERS     users in the fake (default 100000)
+#   CLERK_BENCH_RUNS      repetitions of each measurement (default 3); medians are reported
+#   CLERK_BENCH_MEMORY_USERS  if set (e.g. 1000000), one more sync of that many users, for memory
+#   CLERK_BENCH_PORT      port of the throwaway cluster (default 5541); the fake uses port + 50
+#
+# A benchmark, not a test: targets are printed, never enforced.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../test/lib.sh"
+
+users=${CLERK_BENCH_USERS:-100000}
+runs=${CLERK_BENCH_RUNS:-3}
+port=${CLERK_BENCH_PORT:-5541}
+fake_port=$((port + 50))
+memory_users=${CLERK_BENCH_MEMORY_USERS:-}
+
+dir=$(new_pg_dir)
+cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cluster_start "$dir" "$port" "clerk_sync.secret_key = 'sk_test_bench'" \
+    "clerk_sync.api_url = 'http://127.0.0.1:$fake_port/v1'" \
+    "autovacuum = off" "max_wal_size = '8GB'" "shared_buffers = '1GB'"
+fake_clerk_start "$fake_port" --users "$users"
+psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
+psql_q -c "CREATE EXTENSION clerk_sync" -c "INSERT INTO clerk.tiers VALUES ('gold', 5)"
+# warm the fake's cache of serialised users, so that the first run is not slower than the rest
+fake_clerk_dump "http://127.0.0.1:$fake_port/v1" >/dev/null
+
+echo "loading the same pages into bench.pages for the floor..."
+psql_q -c "CREATE SCHEMA bench; CREATE TABLE bench.pages (n serial, body jsonb)"
+fake_clerk_dump "http://127.0.0.1:$fake_port/v1" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);
+             for(let i=0;i<a.length;i+=500)console.log(JSON.stringify(a.slice(i,i+500)).replace(/\\/g,"\\\\"));})' |
+    psql_q -c "COPY bench.pages (body) FROM STDIN"
+
+reset_sql="TRUNCATE clerk.users, clerk.rate_limits, clerk.deleted_users, clerk.sync_runs CASCADE; CHECKPOINT"
+
+# The floor: the same mapping (primary email, tier, timestamps), in one statement per table.
+floor_sql="
+INSERT INTO clerk.users AS u (id, email, first_name, last_name, username, image_url, tier,
+                              public_metadata, raw, clerk_created_at, clerk_updated_at)
+SELECT x->>'id', e.email, x->>'first_name', x->>'last_name', x->>'username', x->>'image_url',
+       coalesce((SELECT name FROM clerk.tiers WHERE name = x->'public_metadata'->>'tier'), 'FREE'),
+       coalesce(x->'public_metadata', '{}'), x,
+       timestamptz 'epoch' + (x->>'created_at')::bigint * interval '1 ms',
+       timestamptz 'epoch' + (x->>'updated_at')::bigint * interval '1 ms'
+  FROM bench.pages p, jsonb_array_elements(p.body) x,
+       LATERAL (SELECT a->>'email_address' AS email FROM jsonb_array_elements(x->'email_addresses') a
+                 WHERE a->>'id' = x->>'primary_email_address_id') e
+ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
+    last_name = excluded.last_name, username = excluded.username, image_url = excluded.image_url,
+    tier = excluded.tier, public_metadata = excluded.public_metadata, raw = excluded.raw,
+    clerk_created_at = excluded.clerk_created_at, clerk_updated_at = excluded.clerk_updated_at,
+    synced_at = now(), updated_at = now();
+INSERT INTO clerk.rate_limits (user_id) SELECT id FROM clerk.users ON CONFLICT DO NOTHING;"
+
+# seconds SQL: wall time of one statement list, in seconds.
+seconds() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    psql_q -c "$1" >/dev/null
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+}
+
+# sync_with_memory: runs clerk_sync_all() while sampling the backend's RssAnon; prints
+# "seconds peak_rss_anon_kb start_rss_anon_kb".
+sync_with_memory() {
+    local out pid peak=0 start=0 kb t0 t1
+    out=$(mktemp)
+    t0=$(date +%s.%N)
+    psql_q -c "SELECT pg_backend_pid()" -c "SET client_min_messages = warning" \
+        -c "SELECT total FROM clerk_sync_all()" >"$out" &
+    local psql_pid=$!
+    while [ ! -s "$out" ]; do sleep 0.05; done
+    pid=$(head -1 "$out")
+    while kill -0 "$psql_pid" 2>/dev/null; do
+        kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ "${kb:-0}" -gt "$peak" ] && peak=$kb
+        [ "$start" = 0 ] && start=${kb:-0}
+        sleep 0.1
+    done
+    wait "$psql_pid"
+    t1=$(date +%s.%N)
+    [ "$(sed -n 2p "$out")" -gt 0 ] || { echo "clerk_sync_all synced nothing" >&2; exit 1; }
+    rm -f "$out"
+    echo "$(echo "$t1 - $t0" | bc -l) $peak $start"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+sync_times=() floor_times=() peaks=()
+for r in $(seq 1 "$runs"); do
+    psql_q -c "$reset_sql"
+    read -r s peak start < <(sync_with_memory)
+    sync_times+=("$s"); peaks+=("$((peak - start))")
+    psql_q -c "$reset_sql"
+    f=$(seconds "$floor_sql")
+    floor_times+=("$f")
+    printf 'run %d: clerk_sync_all %.2f s (%.0f users/s, +%d MB RssAnon), floor %.2f s (%.0f users/s)\n' \
+        "$r" "$s" "$(echo "$users / $s" | bc -l)" "$((peak / 1024 - start / 1024))" "$f" "$(echo "$users / $f" | bc -l)"
+done
+ms=$(printf '%s\n' "${sync_times[@]}" | median)
+mf=$(printf '%s\n' "${floor_times[@]}" | median)
+mp=$(printf '%s\n' "${peaks[@]}" | median)
+echo
+printf 'users: %d, runs: %d (medians)\n' "$users" "$runs"
+printf '  clerk_sync_all : %8.0f users/s  (%.2f s, including HTTP from the fake)\n' "$(echo "$users / $ms" | bc -l)" "$ms"
+printf '  floor          : %8.0f users/s  (%.2f s, one INSERT ... SELECT ... ON CONFLICT of pre-loaded pages)\n' "$(echo "$users / $mf" | bc -l)" "$mf"
+printf '  speed vs floor : %.2f   (target: at least 0.5)\n' "$(echo "$mf / $ms" | bc -l)"
+printf '  backend memory growth during the sync (RssAnon peak - start): %d MB\n' "$((mp / 1024))"
+
+if [ -n "$memory_users" ]; then
+    fake_clerk_stop
+    fake_clerk_start "$fake_port" --users "$memory_users" --cache-mb 0
+    psql_q -c "$reset_sql"
+    read -r s peak start < <(sync_with_memory)
+    printf '  at %d users: %.1f s (%.0f users/s), backend memory growth %d MB (target: under 64 MB)\n' \
+        "$memory_users" "$s" "$(echo "$memory_users / $s" | bc -l)" "$(( (peak - start) / 1024 ))"
+fi
