@@ -103,17 +103,83 @@ SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs_id_seq', '');
 -- Advisory lock namespaces (first key of pg_advisory_xact_lock(int, int)): 'CLK' + 1 / 2.
 -- Writers of one user, and deliveries of one svix-id, are serialised; nothing else is.
 
--- Upserts users given as parallel arrays (one element per user), and returns each user's outcome:
--- 'applied', or 'stale' when the stored row is newer or a tombstone is newer than the user's
--- creation. A NULL updated_at (a manual sync) always applies and keeps the stored ordering stamp.
--- A NULL tier keeps an existing user's tier (new users get FREE); an unknown tier falls back to
--- FREE with a WARNING.
---
--- Single-user writers (webhooks, clerk_sync_user) first take the user's advisory lock, so that an
--- upsert and a deletion of one user never interleave. A page of a full sync takes none (a long
--- transaction would accumulate one lock per user): its updates are ordered by row locks, and in
--- the one race left, a user created and deleted while the page is written, the next full sync
--- deletes the user again.
+-- A user's tier as stored: NULL stays NULL (keep the stored tier, or FREE for a new user), a tier
+-- of clerk.tiers stays, anything else becomes FREE with a WARNING (never failing the write).
+CREATE FUNCTION clerk._known_tier(p_tier text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_tier IS NULL OR EXISTS (SELECT FROM clerk.tiers WHERE name = p_tier) THEN
+        RETURN p_tier;
+    END IF;
+    RAISE WARNING 'clerk_sync: unknown tier "%", using FREE', p_tier
+        USING HINT = 'Add it to clerk.tiers, or fix the user''s public_metadata in Clerk.';
+    RETURN 'FREE';
+END
+$$;
+
+-- The rules for storing a user, shared by the single-user and the batch write below:
+--   - a user is stale when a tombstone is not older than its creation (a deletion wins, except
+--     over a genuine re-creation), or when the stored row's clerk_updated_at is newer (a tie
+--     applies: of two events stamped alike, the later delivery must not be lost);
+--   - a NULL updated_at (a manual sync) always applies and keeps the stored ordering stamp;
+--   - a NULL tier keeps the stored tier (FREE for a new user); so does a NULL public_metadata;
+--   - every written user has its clerk.rate_limits row.
+
+-- Upserts one user; returns 'applied' or 'stale'. For webhooks and clerk_sync_user, which first
+-- take the user's advisory lock, so that an upsert and a deletion of one user never interleave.
+-- (A separate statement from the batch write: planned once for one row, it is several times
+-- cheaper per event than the batch statement re-planned for a one-element batch.)
+CREATE FUNCTION clerk._upsert_user(
+    p_id text, p_email text, p_first_name text, p_last_name text, p_username text,
+    p_image_url text, p_tier text, p_public_metadata jsonb, p_raw jsonb,
+    p_created_at timestamptz, p_updated_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tier text := clerk._known_tier(p_tier);
+    v_written text;
+BEGIN
+    IF EXISTS (SELECT FROM clerk.deleted_users d
+                WHERE d.id = p_id AND (p_created_at IS NULL OR d.deleted_at >= p_created_at)) THEN
+        RETURN 'stale';
+    END IF;
+    DELETE FROM clerk.deleted_users WHERE id = p_id;  -- an older tombstone: a re-creation
+
+    INSERT INTO clerk.users AS u (id, email, first_name, last_name, username, image_url, tier,
+                                  public_metadata, raw, clerk_created_at, clerk_updated_at)
+    VALUES (p_id, p_email, p_first_name, p_last_name, p_username, p_image_url, coalesce(v_tier, 'FREE'),
+            coalesce(p_public_metadata, '{}'), p_raw, p_created_at, p_updated_at)
+    ON CONFLICT (id) DO UPDATE
+       SET email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
+           username = excluded.username, image_url = excluded.image_url,
+           tier = coalesce(v_tier, u.tier),
+           public_metadata = coalesce(p_public_metadata, u.public_metadata),
+           raw = excluded.raw,
+           clerk_created_at = coalesce(excluded.clerk_created_at, u.clerk_created_at),
+           clerk_updated_at = coalesce(excluded.clerk_updated_at, u.clerk_updated_at),
+           synced_at = now(), updated_at = now()
+     WHERE p_updated_at IS NULL OR u.clerk_updated_at IS NULL OR u.clerk_updated_at <= p_updated_at
+    RETURNING u.id INTO v_written;
+    IF v_written IS NULL THEN
+        RETURN 'stale';
+    END IF;
+
+    INSERT INTO clerk.rate_limits (user_id) VALUES (p_id) ON CONFLICT (user_id) DO NOTHING;
+    RETURN 'applied';
+END
+$$;
+
+-- Upserts a page of users given as parallel arrays (one element per user), with one set-based
+-- statement, and returns each user's outcome ('applied' or 'stale'). For full syncs, which take
+-- no per-user advisory locks (a long transaction would accumulate one lock per user): updates are
+-- ordered by row locks, and in the one race left, a user created and deleted while the page is
+-- written, the next full sync deletes the user again. A user seen but older than what is stored
+-- is still marked seen (synced_at), so that the pass does not delete it as missing.
 CREATE FUNCTION clerk._upsert_users(
     p_ids text[], p_emails text[], p_first_names text[], p_last_names text[], p_usernames text[],
     p_image_urls text[], p_tiers text[], p_public_metadata text[], p_raws text[],
@@ -123,24 +189,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
-DECLARE
-    unknown text;
 BEGIN
-    FOR unknown IN
-        SELECT DISTINCT t FROM unnest(p_tiers) AS t
-         WHERE t IS NOT NULL AND NOT EXISTS (SELECT FROM clerk.tiers WHERE name = t)
-    LOOP
-        RAISE WARNING 'clerk_sync: unknown tier "%", using FREE', unknown
-            USING HINT = 'Add it to clerk.tiers, or fix the user''s public_metadata in Clerk.';
-    END LOOP;
-
     RETURN QUERY
-    WITH input AS (
+    WITH tiers AS MATERIALIZED (
+        -- each tier named in the batch, resolved (and warned about) once
+        SELECT given, clerk._known_tier(given) AS known
+          FROM (SELECT DISTINCT t FROM unnest(p_tiers) AS t WHERE t IS NOT NULL) AS d(given)
+    ),
+    input AS (
         -- one row per user id: the newest, should a batch name a user twice
         SELECT DISTINCT ON (i.id)
                i.id, i.email, i.first_name, i.last_name, i.username, i.image_url,
-               CASE WHEN i.tier IS NULL THEN NULL
-                    ELSE coalesce((SELECT name FROM clerk.tiers WHERE name = i.tier), 'FREE') END AS tier,
+               (SELECT known FROM tiers WHERE given = i.tier) AS tier,
                i.public_metadata::jsonb AS public_metadata, i.raw::jsonb AS raw,
                i.created_at, i.updated_at
           FROM unnest(p_ids, p_emails, p_first_names, p_last_names, p_usernames, p_image_urls,
@@ -336,11 +396,9 @@ BEGIN
 
     CASE p_action
     WHEN 'upsert' THEN
-        SELECT u.outcome INTO result
-          FROM clerk._upsert_users(ARRAY[p_user_id], ARRAY[p_email], ARRAY[p_first_name],
-                                   ARRAY[p_last_name], ARRAY[p_username], ARRAY[p_image_url],
-                                   ARRAY[p_tier], ARRAY[p_public_metadata], ARRAY[p_raw],
-                                   ARRAY[p_created_at], ARRAY[p_updated_at]) AS u;
+        result := clerk._upsert_user(p_user_id, p_email, p_first_name, p_last_name, p_username,
+                                     p_image_url, p_tier, p_public_metadata::jsonb, p_raw::jsonb,
+                                     p_created_at, p_updated_at);
         IF result = 'stale' THEN
             detail := 'a newer version of the user, or its deletion, is already stored';
         END IF;
@@ -411,14 +469,11 @@ BEGIN
             HINT = 'The tiers are the rows of clerk.tiers.';
     END IF;
     PERFORM pg_advisory_xact_lock(1129073410, hashtext(user_id));
-    SELECT u.outcome INTO result
-      FROM clerk._upsert_users(
-               ARRAY[user_id], ARRAY[email], ARRAY[first_name], ARRAY[last_name], ARRAY[NULL::text],
-               ARRAY[image_url], ARRAY[tier], ARRAY[NULL::text],
-               ARRAY[jsonb_build_object('id', user_id, 'email', email, 'first_name', first_name,
-                                        'last_name', last_name, 'image_url', image_url,
-                                        'source', 'clerk_sync_user')::text],
-               ARRAY[NULL::timestamptz], ARRAY[NULL::timestamptz]) AS u;
+    result := clerk._upsert_user(
+        user_id, email, first_name, last_name, NULL, image_url, tier, NULL,
+        jsonb_build_object('id', user_id, 'email', email, 'first_name', first_name,
+                           'last_name', last_name, 'image_url', image_url, 'source', 'clerk_sync_user'),
+        NULL, NULL);
     RETURN result;
 END
 $$;
