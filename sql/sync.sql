@@ -64,6 +64,9 @@ SELECT synced, skipped, failed, deleted, total, pages FROM clerk_sync_all();
 SELECT test.differences(users) AS differences FROM test.dataset;
 SELECT count(*) AS users_without_rate_limit FROM clerk.users u
  WHERE NOT EXISTS (SELECT FROM clerk.rate_limits r WHERE r.user_id = u.id);
+-- raw is the whole user object as Clerk sent it
+SELECT count(*) AS raw_differs FROM clerk.users u, test.dataset d, jsonb_array_elements(d.users) x
+ WHERE x->>'id' = u.id AND u.raw IS DISTINCT FROM x;
 SELECT kind, status, synced, skipped, failed, deleted, pages, requests, rate_limited, error, detail
   FROM clerk.sync_runs;
 -- Running it again converges to the same state (and keeps the rate-limit rows' usage).

@@ -225,9 +225,9 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
         if (a.code == CURLE_OK && a.status >= 200 && a.status < 500) {
             ParsedJson parsed = parse_json(a.body);
             if (parsed.status == JsonParseStatus::ok)
-                return ApiResponse{a.status, std::move(parsed.value)};
+                return ApiResponse{a.status, std::move(parsed.value), std::move(a.body)};
             if (a.status >= 400)  // a 4xx without Clerk's error body is still final
-                return ApiResponse{a.status, nullptr};
+                return ApiResponse{a.status, nullptr, std::move(a.body)};
             last_problem = "HTTP " + std::to_string(a.status) + " with a body that is not JSON (" +
                            std::to_string(a.body.size()) + " bytes)";
         } else if (a.code == CURLE_OK) {
@@ -249,7 +249,7 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
     }
 }
 
-std::optional<nlohmann::json> UserPager::next_page() {
+std::optional<UserPager::Page> UserPager::next_page() {
     if (done_)
         return std::nullopt;
     for (;;) {
@@ -281,7 +281,12 @@ std::optional<nlohmann::json> UserPager::next_page() {
             else if (id)
                 last_id_ = *id;
         }
-        return std::move(r.body);
+        Page page{std::move(r.body), std::move(r.text), {}};
+        // Each user's own text, to store as received rather than serialised again.
+        if (auto elements = array_elements(page.text); elements && elements->size() == page.users.size())
+            for (std::string_view e : *elements)
+                page.ranges.emplace_back(static_cast<size_t>(e.data() - page.text.data()), e.size());
+        return page;
     }
 }
 

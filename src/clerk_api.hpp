@@ -34,6 +34,7 @@ struct ApiHooks {
 struct ApiResponse {
     long status = 0;
     nlohmann::json body;  // the parsed body (Clerk's error object for a 4xx)
+    std::string text;     // the body as received
 };
 
 // Clerk's own code and message from an error body, e.g. "authentication_invalid: ...".
@@ -85,8 +86,19 @@ class UserPager {
 public:
     UserPager(ClerkClient &client, int page_size) : client_(client), page_size_(page_size) {}
 
-    // The next page (a JSON array, maybe empty), or nothing when the listing is complete.
-    std::optional<nlohmann::json> next_page();
+    // The next page, or nothing when the listing is complete.
+    struct Page {
+        nlohmann::json users;  // a JSON array, maybe empty
+        std::string text;      // the body as received
+        // Where each user's own text lies in `text` (offset, length); empty if it could not be split.
+        std::vector<std::pair<size_t, size_t>> ranges;
+
+        // User i's JSON as received, or nothing when unknown.
+        std::string_view raw(size_t i) const {
+            return ranges.empty() ? std::string_view() : std::string_view(text).substr(ranges[i].first, ranges[i].second);
+        }
+    };
+    std::optional<Page> next_page();
 
     bool using_offset() const { return use_offset_; }
     long pages() const { return pages_; }

@@ -76,7 +76,7 @@ int64_t timestamp_to_ms(int64_t value) {
     return value < 100'000'000'000 ? value * 1000 : value;
 }
 
-MappedUser map_user(const nlohmann::json &user, const MappingOptions &options) {
+MappedUser map_user(const nlohmann::json &user, const MappingOptions &options, std::string_view raw_text) {
     if (!user.is_object())
         return invalid("the user is not a JSON object");
     UserRow row;
@@ -104,7 +104,7 @@ MappedUser map_user(const nlohmann::json &user, const MappingOptions &options) {
     } else {
         row.public_metadata = "{}";
     }
-    row.raw = dump_json(user);
+    row.raw = raw_text.empty() ? dump_json(user) : std::string(raw_text);
 
     if (holds_nul(row))
         return invalid("user " + row.id + " contains the character U+0000, which PostgreSQL cannot store");

@@ -41,7 +41,10 @@ struct MappedUser {
     std::string problem;
 };
 
-MappedUser map_user(const nlohmann::json &user, const MappingOptions &options);
+// `raw_text`, when given, is the user's JSON exactly as received, stored as `raw` instead of
+// serialising `user` again.
+MappedUser map_user(const nlohmann::json &user, const MappingOptions &options,
+                    std::string_view raw_text = {});
 
 // What a webhook event asks of the database.
 enum class EventAction { upsert_user, delete_user, skip, ignore };

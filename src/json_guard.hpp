@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,10 @@ struct ParsedJson {
 
 // Parses without exceptions; `value` is meaningful only when status == ok.
 ParsedJson parse_json(std::string_view text);
+
+// The text of each element of a top-level JSON array, as received (whitespace trimmed), or
+// nothing when `text` is not an array. For text that parse_json() accepted.
+std::optional<std::vector<std::string_view>> array_elements(std::string_view text);
 
 // Reads an optional string member: the value when it is a JSON string, nothing otherwise.
 std::optional<std::string> string_member(const nlohmann::json &object, const char *key);

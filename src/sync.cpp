@@ -54,11 +54,11 @@ struct MappedPage {
     int64_t failed = 0;
 };
 
-MappedPage map_page(const nlohmann::json &page, const MappingOptions &options, int64_t &failed_so_far) {
+MappedPage map_page(const UserPager::Page &page, const MappingOptions &options, int64_t &failed_so_far) {
     MappedPage out;
-    out.rows.reserve(page.size());
-    for (const auto &user : page) {
-        MappedUser m = map_user(user, options);
+    out.rows.reserve(page.users.size());
+    for (size_t i = 0; i < page.users.size(); ++i) {
+        MappedUser m = map_user(page.users[i], options, page.raw(i));
         switch (m.outcome) {
         case MapOutcome::mapped:
             out.rows.push_back(std::move(m.row));
