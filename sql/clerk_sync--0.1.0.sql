@@ -120,150 +120,100 @@ BEGIN
 END
 $$;
 
--- The rules for storing a user, shared by the single-user and the batch write below:
+-- Upserts users given as parallel arrays (one element per user, ids distinct) with one
+-- set-based statement; returns how many were written ('applied') and how many were 'stale'.
+-- Every writer of users goes through it: a page of a full sync, a webhook, clerk_sync_user.
+-- The rules:
 --   - a user is stale when a tombstone is not older than its creation (a deletion wins, except
---     over a genuine re-creation), or when the stored row's clerk_updated_at is newer (a tie
---     applies: of two events stamped alike, the later delivery must not be lost);
+--     over a genuine re-creation, which clears the tombstone), or when the stored row's
+--     clerk_updated_at is newer (a tie applies: of two events stamped alike, the later delivery
+--     must not be lost);
 --   - a NULL updated_at (a manual sync) always applies and keeps the stored ordering stamp;
 --   - a NULL tier keeps the stored tier (FREE for a new user); so does a NULL public_metadata;
---   - every written user has its clerk.rate_limits row.
-
--- Upserts one user; returns 'applied' or 'stale'. For webhooks and clerk_sync_user, which first
--- take the user's advisory lock, so that an upsert and a deletion of one user never interleave.
--- (A separate statement from the batch write: planned once for one row, it is several times
--- cheaper per event than the batch statement re-planned for a one-element batch.)
-CREATE FUNCTION clerk._upsert_user(
-    p_id text, p_email text, p_first_name text, p_last_name text, p_username text,
-    p_image_url text, p_tier text, p_public_metadata jsonb, p_raw jsonb,
-    p_created_at timestamptz, p_updated_at timestamptz)
-RETURNS text
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_tier text := clerk._known_tier(p_tier);
-    v_written text;
-BEGIN
-    IF EXISTS (SELECT FROM clerk.deleted_users d
-                WHERE d.id = p_id AND (p_created_at IS NULL OR d.deleted_at >= p_created_at)) THEN
-        RETURN 'stale';
-    END IF;
-    DELETE FROM clerk.deleted_users WHERE id = p_id;  -- an older tombstone: a re-creation
-
-    INSERT INTO clerk.users AS u (id, email, first_name, last_name, username, image_url, tier,
-                                  public_metadata, raw, clerk_created_at, clerk_updated_at)
-    VALUES (p_id, p_email, p_first_name, p_last_name, p_username, p_image_url, coalesce(v_tier, 'FREE'),
-            coalesce(p_public_metadata, '{}'), p_raw, p_created_at, p_updated_at)
-    ON CONFLICT (id) DO UPDATE
-       SET email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name,
-           username = excluded.username, image_url = excluded.image_url,
-           tier = coalesce(v_tier, u.tier),
-           public_metadata = coalesce(p_public_metadata, u.public_metadata),
-           raw = excluded.raw,
-           clerk_created_at = coalesce(excluded.clerk_created_at, u.clerk_created_at),
-           clerk_updated_at = coalesce(excluded.clerk_updated_at, u.clerk_updated_at),
-           synced_at = now(), updated_at = now()
-     WHERE p_updated_at IS NULL OR u.clerk_updated_at IS NULL OR u.clerk_updated_at <= p_updated_at
-    RETURNING u.id INTO v_written;
-    IF v_written IS NULL THEN
-        RETURN 'stale';
-    END IF;
-
-    INSERT INTO clerk.rate_limits (user_id) VALUES (p_id) ON CONFLICT (user_id) DO NOTHING;
-    RETURN 'applied';
-END
-$$;
-
--- Upserts a page of users given as parallel arrays (one element per user), with one set-based
--- statement, and returns each user's outcome ('applied' or 'stale'). For full syncs, which take
--- no per-user advisory locks (a long transaction would accumulate one lock per user): updates are
--- ordered by row locks, and in the one race left, a user created and deleted while the page is
--- written, the next full sync deletes the user again. A user seen but older than what is stored
--- is still marked seen (synced_at), so that the pass does not delete it as missing.
+--   - every written user has its clerk.rate_limits row;
+--   - every user given is marked seen (synced_at), written or not, so that a full pass does not
+--     delete as missing a user whose stored version is newer than Clerk's list.
+-- Single-user writers (webhooks, clerk_sync_user) first take the user's advisory lock, so that an
+-- upsert and a deletion of one user never interleave. A full sync's pages take none (a long
+-- transaction would accumulate one lock per user): its updates are ordered by row locks, and in
+-- the one race left, a user created and deleted while the page is written, the next full sync
+-- deletes the user again.
 CREATE FUNCTION clerk._upsert_users(
     p_ids text[], p_emails text[], p_first_names text[], p_last_names text[], p_usernames text[],
     p_image_urls text[], p_tiers text[], p_public_metadata text[], p_raws text[],
-    p_created_ats timestamptz[], p_updated_ats timestamptz[])
-RETURNS TABLE (user_id text, outcome text)
+    p_created_ats timestamptz[], p_updated_ats timestamptz[],
+    OUT applied bigint, OUT stale bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- A call probes at most 500 keys into tables of any size: index lookups are always right. The
+-- plan is made once per session (planning this statement costs more than a webhook's writes),
+-- and one made while clerk.users was small would otherwise hash a full scan of the table for
+-- every page as a sync fills it.
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET plan_cache_mode = force_generic_plan
 AS $$
-#variable_conflict use_column
 BEGIN
-    RETURN QUERY
     WITH tiers AS MATERIALIZED (
-        -- each tier named in the batch, resolved (and warned about) once
+        -- each tier named, resolved (and warned about) once
         SELECT given, clerk._known_tier(given) AS known
           FROM (SELECT DISTINCT t FROM unnest(p_tiers) AS t WHERE t IS NOT NULL) AS d(given)
     ),
-    input AS (
-        -- one row per user id: the newest, should a batch name a user twice
-        SELECT DISTINCT ON (i.id)
-               i.id, i.email, i.first_name, i.last_name, i.username, i.image_url,
-               (SELECT known FROM tiers WHERE given = i.tier) AS tier,
-               i.public_metadata::jsonb AS public_metadata, i.raw::jsonb AS raw,
+    written AS (
+        INSERT INTO clerk.users AS u (id, email, first_name, last_name, username, image_url, tier,
+                                      public_metadata, raw, clerk_created_at, clerk_updated_at)
+        SELECT i.id, i.email, i.first_name, i.last_name, i.username, i.image_url,
+               coalesce((SELECT known FROM tiers WHERE given = i.tier), s.tier, 'FREE'),
+               coalesce(i.public_metadata::jsonb, s.public_metadata, '{}'), i.raw::jsonb,
                i.created_at, i.updated_at
           FROM unnest(p_ids, p_emails, p_first_names, p_last_names, p_usernames, p_image_urls,
                       p_tiers, p_public_metadata, p_raws, p_created_ats, p_updated_ats)
                AS i(id, email, first_name, last_name, username, image_url, tier, public_metadata,
                     raw, created_at, updated_at)
-         ORDER BY i.id, i.updated_at DESC NULLS LAST
-    ),
-    live AS (
-        -- users not deleted after they were created
-        SELECT i.* FROM input i
+          LEFT JOIN clerk.users s ON s.id = i.id
          WHERE NOT EXISTS (SELECT FROM clerk.deleted_users d
-                            WHERE d.id = i.id
-                              AND (i.created_at IS NULL OR d.deleted_at >= i.created_at))
-    ),
-    resurrected AS (
-        DELETE FROM clerk.deleted_users d USING live l WHERE d.id = l.id
-    ),
-    touched AS (
-        -- present in Clerk, but older than what is stored: still proof that the user exists
-        UPDATE clerk.users u SET synced_at = now()
-          FROM live l
-         WHERE u.id = l.id AND l.updated_at IS NOT NULL AND u.clerk_updated_at > l.updated_at
-    ),
-    updated AS (
-        UPDATE clerk.users u
-           SET email = l.email, first_name = l.first_name, last_name = l.last_name,
-               username = l.username, image_url = l.image_url,
-               tier = coalesce(l.tier, u.tier),
-               public_metadata = coalesce(l.public_metadata, u.public_metadata),
-               raw = l.raw,
-               clerk_created_at = coalesce(l.created_at, u.clerk_created_at),
-               clerk_updated_at = coalesce(l.updated_at, u.clerk_updated_at),
+                            WHERE d.id = i.id AND (i.created_at IS NULL OR d.deleted_at >= i.created_at))
+        ON CONFLICT (id) DO UPDATE
+           SET email = excluded.email, first_name = excluded.first_name,
+               last_name = excluded.last_name, username = excluded.username,
+               image_url = excluded.image_url, tier = excluded.tier,
+               public_metadata = excluded.public_metadata, raw = excluded.raw,
+               clerk_created_at = coalesce(excluded.clerk_created_at, u.clerk_created_at),
+               clerk_updated_at = coalesce(excluded.clerk_updated_at, u.clerk_updated_at),
                synced_at = now(), updated_at = now()
-          FROM live l
-         WHERE u.id = l.id
-           -- ties apply: of two events stamped alike, the later delivery must not be lost
-           AND (l.updated_at IS NULL OR u.clerk_updated_at IS NULL OR u.clerk_updated_at <= l.updated_at)
+         WHERE excluded.clerk_updated_at IS NULL OR u.clerk_updated_at IS NULL
+            OR u.clerk_updated_at <= excluded.clerk_updated_at
         RETURNING u.id
     ),
-    inserted AS (
-        INSERT INTO clerk.users (id, email, first_name, last_name, username, image_url, tier,
-                                 public_metadata, raw, clerk_created_at, clerk_updated_at)
-        SELECT l.id, l.email, l.first_name, l.last_name, l.username, l.image_url,
-               coalesce(l.tier, 'FREE'), coalesce(l.public_metadata, '{}'), l.raw,
-               l.created_at, l.updated_at
-          FROM live l
-         WHERE NOT EXISTS (SELECT FROM clerk.users u WHERE u.id = l.id)
-        -- inserted meanwhile by a concurrent writer: that version stands (reported stale)
-        ON CONFLICT (id) DO NOTHING
-        RETURNING id
-    ),
-    written AS (
-        SELECT id FROM updated UNION ALL SELECT id FROM inserted
+    recreated AS (
+        DELETE FROM clerk.deleted_users d USING written w WHERE d.id = w.id
     ),
     limits AS (
-        INSERT INTO clerk.rate_limits (user_id)
-        SELECT id FROM written
-        ON CONFLICT (user_id) DO NOTHING
+        INSERT INTO clerk.rate_limits (user_id) SELECT id FROM written ON CONFLICT (user_id) DO NOTHING
     )
-    SELECT i.id, CASE WHEN w.id IS NULL THEN 'stale' ELSE 'applied' END
-      FROM input i LEFT JOIN written w ON w.id = i.id;
+    SELECT count(*) INTO applied FROM written;
+
+    stale := cardinality(p_ids) - applied;
+    IF stale > 0 THEN
+        UPDATE clerk.users SET synced_at = now() WHERE id = ANY (p_ids) AND synced_at < now();
+    END IF;
 END
+$$;
+
+-- Upserts one user (see clerk._upsert_users); returns 'applied' or 'stale'.
+CREATE FUNCTION clerk._upsert_user(
+    p_id text, p_email text, p_first_name text, p_last_name text, p_username text,
+    p_image_url text, p_tier text, p_public_metadata text, p_raw text,
+    p_created_at timestamptz, p_updated_at timestamptz)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN u.applied > 0 THEN 'applied' ELSE 'stale' END
+      FROM clerk._upsert_users(ARRAY[p_id], ARRAY[p_email], ARRAY[p_first_name], ARRAY[p_last_name],
+                               ARRAY[p_username], ARRAY[p_image_url], ARRAY[p_tier],
+                               ARRAY[p_public_metadata], ARRAY[p_raw], ARRAY[p_created_at],
+                               ARRAY[p_updated_at]) AS u
 $$;
 
 -- Deletes one user (its rate-limit row goes by cascade) and keeps a tombstone. 'stale' when the
@@ -295,7 +245,7 @@ RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE clerk.users SET synced_at = now() WHERE id = ANY (p_ids)
+    UPDATE clerk.users SET synced_at = now() WHERE id = ANY (p_ids) AND synced_at < now()
 $$;
 
 -- After a complete pass over Clerk's users: deletes (with tombstones) the users not seen since
@@ -397,7 +347,7 @@ BEGIN
     CASE p_action
     WHEN 'upsert' THEN
         result := clerk._upsert_user(p_user_id, p_email, p_first_name, p_last_name, p_username,
-                                     p_image_url, p_tier, p_public_metadata::jsonb, p_raw::jsonb,
+                                     p_image_url, p_tier, p_public_metadata, p_raw,
                                      p_created_at, p_updated_at);
         IF result = 'stale' THEN
             detail := 'a newer version of the user, or its deletion, is already stored';
@@ -472,7 +422,7 @@ BEGIN
     result := clerk._upsert_user(
         user_id, email, first_name, last_name, NULL, image_url, tier, NULL,
         jsonb_build_object('id', user_id, 'email', email, 'first_name', first_name,
-                           'last_name', last_name, 'image_url', image_url, 'source', 'clerk_sync_user'),
+                           'last_name', last_name, 'image_url', image_url, 'source', 'clerk_sync_user')::text,
         NULL, NULL);
     RETURN result;
 END

@@ -1,6 +1,7 @@
 // SQL-callable sync functions: clerk_sync_all() and clerk_fetch_user().
 #include <chrono>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "clerk_api.hpp"
@@ -57,12 +58,19 @@ struct MappedPage {
 MappedPage map_page(const UserPager::Page &page, const MappingOptions &options, int64_t &failed_so_far) {
     MappedPage out;
     out.rows.reserve(page.users.size());
+    std::unordered_map<std::string, size_t> index;
     for (size_t i = 0; i < page.users.size(); ++i) {
         MappedUser m = map_user(page.users[i], options, page.raw(i));
         switch (m.outcome) {
-        case MapOutcome::mapped:
-            out.rows.push_back(std::move(m.row));
+        case MapOutcome::mapped: {
+            // clerk._upsert_users takes each id once: of a user listed twice, keep the newest.
+            auto [it, fresh] = index.emplace(m.row.id, out.rows.size());
+            if (fresh)
+                out.rows.push_back(std::move(m.row));
+            else if (m.row.updated_at_ms >= out.rows[it->second].updated_at_ms)
+                out.rows[it->second] = std::move(m.row);
             break;
+        }
         case MapOutcome::no_email:
             out.seen.push_back(std::move(m.row.id));
             break;

@@ -136,7 +136,7 @@ const char *action_name(EventAction action) {
 }
 
 Statement apply_event{"SELECT clerk._apply_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"};
-Statement upsert_users{"SELECT outcome, count(*) FROM clerk._upsert_users($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) GROUP BY 1"};
+Statement upsert_users{"SELECT applied, stale FROM clerk._upsert_users($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"};
 Statement mark_seen{"SELECT clerk._mark_seen($1)"};
 Statement delete_one{"SELECT clerk._delete_user($1, NULL)"};
 Statement delete_missing_users{"SELECT deleted, missing, total FROM clerk._delete_missing(now(), $1)"};
@@ -202,9 +202,8 @@ StoreCounts store_users(const std::vector<UserRow> &users, const std::vector<std
                 timestamp_array_param(users, &R::updated_at_ms),
             };
             run(upsert_users, params.data(), static_cast<int>(params.size()), [&](HeapTuple t, TupleDesc d) {
-                ShortText outcome;
-                copy_text_column(t, d, outcome);
-                (outcome.is("applied") ? counts.applied : counts.stale) += int8_column(t, d, 2);
+                counts.applied = int8_column(t, d, 1);
+                counts.stale = int8_column(t, d, 2);
             });
         }
         if (!seen_ids.empty()) {
