@@ -1,11 +1,11 @@
 // SQL-callable sync functions: clerk_sync_all() and clerk_fetch_user().
 #include <chrono>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "clerk_api.hpp"
 #include "clerk_user.hpp"
+#include "page_stream.hpp"
 #include "settings.hpp"
 #include "user_store.hpp"
 #include "pg_boundary.hpp"
@@ -39,50 +39,17 @@ void warning(const std::string &message, const std::string &hint = {}) {
     });
 }
 
+// A cancel (pg_cancel_backend, statement_timeout) or a terminate is pending. Only reads flags, so
+// it may be called from any thread.
+bool backend_interrupted() { return QueryCancelPending || ProcDiePending; }
+
 // The client of a backend serving a SQL call: a cancel (pg_cancel_backend, statement_timeout) or
 // a terminate abandons the request; retries are reported to the caller.
 ClerkClient backend_client() {
     ApiHooks hooks;
-    hooks.interrupted = [] { return QueryCancelPending || ProcDiePending; };
+    hooks.interrupted = backend_interrupted;
     hooks.log = [](const std::string &m) { notice("clerk_sync: " + m); };
     return ClerkClient(api_config(), std::move(hooks));
-}
-
-// Sorts one page of Clerk users into rows to store, ids merely seen, and failures.
-struct MappedPage {
-    std::vector<UserRow> rows;
-    std::vector<std::string> seen;  // skipped users: present in Clerk, not stored
-    int64_t failed = 0;
-};
-
-MappedPage map_page(const UserPager::Page &page, const MappingOptions &options, int64_t &failed_so_far) {
-    MappedPage out;
-    out.rows.reserve(page.users.size());
-    std::unordered_map<std::string, size_t> index;
-    for (size_t i = 0; i < page.users.size(); ++i) {
-        MappedUser m = map_user(page.users[i], options, page.raw(i));
-        switch (m.outcome) {
-        case MapOutcome::mapped: {
-            // clerk._upsert_users takes each id once: of a user listed twice, keep the newest.
-            auto [it, fresh] = index.emplace(m.row.id, out.rows.size());
-            if (fresh)
-                out.rows.push_back(std::move(m.row));
-            else if (m.row.updated_at_ms >= out.rows[it->second].updated_at_ms)
-                out.rows[it->second] = std::move(m.row);
-            break;
-        }
-        case MapOutcome::no_email:
-            out.seen.push_back(std::move(m.row.id));
-            break;
-        case MapOutcome::invalid:
-            ++out.failed;
-            if (++failed_so_far <= kFailedUsersReported)
-                warning("clerk_sync: a Clerk user cannot be stored: " + m.problem,
-                        failed_so_far == kFailedUsersReported ? "Further failures are counted, not listed." : "");
-            break;
-        }
-    }
-    return out;
 }
 
 struct SyncResult {
@@ -97,28 +64,36 @@ SyncResult sync_all(bool delete_missing_users) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     };
     const int64_t run_id = begin_sync_run("manual");
-    const MappingOptions options = mapping_options();
-    ClerkClient client = backend_client();
-    UserPager pager(client, page_size());
     SyncResult result;
     SyncCounts &c = result.counts;
+    std::vector<std::string> log;
 
     // Each page's SQL values live in a context reset after the page, so memory stays flat.
     MemoryContext page_context = pg_call([] {
         return AllocSetContextCreate(CurrentMemoryContext, "clerk_sync page", ALLOCSET_DEFAULT_SIZES);
     });
+    PageStream stream(api_config(), mapping_options(), page_size(), backend_interrupted);
     try {
-        while (auto page = pager.next_page()) {
-            MappedPage mapped = map_page(*page, options, c.failed);
+        for (;;) {
+            std::optional<MappedPage> page = stream.next(log);
+            for (const std::string &line : log)
+                notice("clerk_sync: " + line);
+            log.clear();
+            if (!page)
+                break;
+
             MemoryContext caller = MemoryContextSwitchTo(page_context);
-            StoreCounts stored = store_users(mapped.rows, mapped.seen);
+            StoreCounts stored = store_users(page->rows, page->seen);
             MemoryContextSwitchTo(caller);
             pg_call([&] { MemoryContextReset(page_context); });
 
-            c.pages = pager.pages();
+            for (const std::string &problem : page->problems)
+                if (++c.failed <= kFailedUsersReported)
+                    warning("clerk_sync: a Clerk user cannot be stored: " + problem,
+                            c.failed == kFailedUsersReported ? "Further failures are counted, not listed." : "");
+            c.pages = stream.progress().pages;
             c.synced += stored.applied + stored.stale;
-            c.skipped += static_cast<int64_t>(mapped.seen.size());
-            c.failed += mapped.failed;
+            c.skipped += static_cast<int64_t>(page->seen.size());
             int64_t so_far = c.synced + c.skipped + c.failed;
             char rate[32];
             snprintf(rate, sizeof rate, "%.0f", so_far / std::max(seconds_since_start(), 1e-3));
@@ -129,12 +104,13 @@ SyncResult sync_all(bool delete_missing_users) {
     } catch (const Error &e) {
         // Say which page failed; the transaction (and so this run's record) rolls back.
         throw Error(e.kind(), std::string(e.what()) + " (clerk_sync_all, fetching page " +
-                                  std::to_string(pager.pages() + 1) + ")",
+                                  std::to_string(stream.progress().pages + 1) + ")",
                     e.detail(), e.hint());
     }
 
+    const StreamProgress progress = stream.progress();
     std::string detail;
-    if (pager.using_offset())
+    if (progress.using_offset)
         detail = "the server refused the starting_after cursor; paged by offset. ";
     if (delete_missing_users && c.failed > 0) {
         detail += "missing users not deleted: " + std::to_string(c.failed) + " users could not be stored";
@@ -148,8 +124,8 @@ SyncResult sync_all(bool delete_missing_users) {
                       " users missing from Clerk, more than clerk_sync.max_delete_fraction";
     }
     result.elapsed_s = seconds_since_start();
-    c.requests = client.requests_sent();
-    c.rate_limited = client.rate_limited();
+    c.requests = progress.requests;
+    c.rate_limited = progress.rate_limited;
     finish_sync_run(run_id, "succeeded", c, {}, detail);
     char elapsed[32];
     snprintf(elapsed, sizeof elapsed, "%.1f", result.elapsed_s);
