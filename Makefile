@@ -17,7 +17,7 @@ PG_CXXFLAGS  = -std=c++17 -fexceptions -Wall -Wextra -Wno-unused-parameter -Wno-
 SHLIB_LINK   = -lcurl -lssl -lcrypto -lstdc++
 
 # pg_regress: a throwaway instance whose config preloads the library.
-REGRESS      = setup signatures events privileges sync
+REGRESS      = setup signatures events privileges sync ratelimit
 # REGRESS_OUT: where results and the temp instance go (test/run.sh points it outside the tree).
 REGRESS_OUT ?= .
 REGRESS_OPTS = --temp-instance=$(REGRESS_OUT)/tmp_check --outputdir=$(REGRESS_OUT) \

@@ -66,6 +66,16 @@ CREATE TABLE clerk.webhook_events (
 CREATE INDEX webhook_events_received_at_idx ON clerk.webhook_events (received_at);
 CREATE INDEX webhook_events_user_id_idx ON clerk.webhook_events (user_id);
 
+-- Usage counted for users not (yet) in clerk.users, admitted under clerk_sync.unknown_user_policy
+-- = allow_free; their rate-limit row takes it over when they are synced.
+CREATE TABLE clerk.pending_usage (
+    user_id       text PRIMARY KEY,
+    message_count int NOT NULL DEFAULT 0,
+    last_reset_at timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
 -- Every sync run: clerk_sync_all() ('manual'); the background worker's 'delta' and 'full' runs.
 -- A failed clerk_sync_all() rolls back entirely, this row included (a SQL function is one
 -- transaction): its error is the one raised to the caller.
@@ -93,6 +103,7 @@ SELECT pg_catalog.pg_extension_config_dump('clerk.rate_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.deleted_users', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.webhook_events', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.pending_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs_id_seq', '');
 
 ------------------------------------------------------------------------------------------------
@@ -189,7 +200,14 @@ BEGIN
         DELETE FROM clerk.deleted_users d USING written w WHERE d.id = w.id
     ),
     limits AS (
-        INSERT INTO clerk.rate_limits (user_id) SELECT id FROM written ON CONFLICT (user_id) DO NOTHING
+        -- a new user's row takes over what was counted while the user was unknown
+        INSERT INTO clerk.rate_limits (user_id, message_count, last_reset_at)
+        SELECT w.id, coalesce(p.message_count, 0), coalesce(p.last_reset_at, now())
+          FROM written w LEFT JOIN clerk.pending_usage p ON p.user_id = w.id
+        ON CONFLICT (user_id) DO NOTHING
+    ),
+    pending_taken AS (
+        DELETE FROM clerk.pending_usage p USING written w WHERE p.user_id = w.id
     )
     SELECT count(*) INTO applied FROM written;
 
@@ -444,6 +462,207 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'clerk_fetch_user'
 LANGUAGE C VOLATILE;
 
+------------------------------------------------------------------------------------------------
+-- Per-user daily quotas by tier
+------------------------------------------------------------------------------------------------
+
+-- The daily window containing `at` in time zone `tz`: from its local midnight to the next one
+-- (23 or 25 hours long on the days daylight saving time changes).
+CREATE FUNCTION clerk.rate_limit_window(at timestamptz, tz text,
+                                        OUT window_start timestamptz, OUT reset_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT date_trunc('day', at AT TIME ZONE tz) AT TIME ZONE tz,
+           (date_trunc('day', at AT TIME ZONE tz) + interval '1 day') AT TIME ZONE tz
+$$;
+
+-- A user not in clerk.users: fetched from Clerk when clerk_sync.fetch_missing_users is on.
+-- Returns 'found', 'unknown_user' (Clerk does not know the user, or it has no email and is not
+-- stored), or 'clerk_unreachable' (no key configured, Clerk down or refusing the key).
+CREATE FUNCTION clerk._fetch_missing_user(p_user_id text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT current_setting('clerk_sync.fetch_missing_users')::boolean THEN
+        RETURN 'unknown_user';
+    END IF;
+    -- concurrent callers for one unknown user fetch it once
+    PERFORM pg_advisory_xact_lock(1129073410, hashtext(p_user_id));
+    IF NOT EXISTS (SELECT FROM clerk.users WHERE id = p_user_id) THEN
+        BEGIN
+            PERFORM @extschema@.clerk_fetch_user(p_user_id);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'clerk_sync: could not fetch user % from Clerk: %', p_user_id, SQLERRM;
+            RETURN 'clerk_unreachable';
+        END;
+    END IF;
+    RETURN CASE WHEN EXISTS (SELECT FROM clerk.users WHERE id = p_user_id) THEN 'found' ELSE 'unknown_user' END;
+END
+$$;
+
+-- The rate limiter: consumes `p_cost` (or, with p_cost = 0, only reports). Atomic: the window's
+-- lazy reset, the limit check and the increment are one UPDATE of the user's row, so concurrent
+-- callers queue on the row lock and each sees the count the previous one left; a denied call
+-- changes nothing. The tier is read at every call, so a tier change applies at once and keeps
+-- the usage so far.
+CREATE FUNCTION clerk._rate_limit(p_user_id text, p_cost int,
+                                  OUT allowed boolean, OUT used int, OUT daily_limit int,
+                                  OUT remaining int, OUT reset_at timestamptz, OUT tier text,
+                                  OUT reason text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    w record;
+    found_user text;
+    free_limit int;
+BEGIN
+    IF coalesce(p_user_id, '') = '' THEN
+        RAISE EXCEPTION 'clerk_sync: user_id must not be NULL or empty' USING ERRCODE = '22023';
+    END IF;
+    IF p_cost IS NULL OR p_cost < 0 THEN
+        RAISE EXCEPTION 'clerk_sync: cost must be a positive number, not %', coalesce(p_cost::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_cost > (SELECT max(t.daily_limit) FROM clerk.tiers t) THEN
+        RAISE EXCEPTION 'clerk_sync: cost % is larger than any daily limit', p_cost USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO w FROM clerk.rate_limit_window(statement_timestamp(),
+                                                 current_setting('clerk_sync.rate_limit_timezone'));
+    reset_at := w.reset_at;
+
+    FOR attempt IN 1..2 LOOP
+        IF p_cost > 0 THEN
+            UPDATE clerk.rate_limits r
+               SET message_count = CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END + p_cost,
+                   last_reset_at = greatest(r.last_reset_at, w.window_start),
+                   updated_at = now()
+              FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
+             WHERE r.user_id = p_user_id AND u.id = p_user_id
+               AND (t.daily_limit IS NULL
+                    OR CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END + p_cost <= t.daily_limit)
+            RETURNING true, r.message_count, t.daily_limit, t.daily_limit - r.message_count, t.name
+                 INTO allowed, used, daily_limit, remaining, tier;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END IF;
+
+        -- Not admitted (or only asked): report the user's state, if the user is known.
+        SELECT u.id, CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE coalesce(r.message_count, 0) END,
+               t.daily_limit, u.tier
+          INTO found_user, used, daily_limit, tier
+          FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
+          LEFT JOIN clerk.rate_limits r ON r.user_id = u.id
+         WHERE u.id = p_user_id;
+        IF found_user IS NOT NULL THEN
+            IF NOT EXISTS (SELECT FROM clerk.rate_limits WHERE user_id = p_user_id) THEN
+                -- every user has its row; should one be missing, make it and try again
+                INSERT INTO clerk.rate_limits (user_id) VALUES (p_user_id) ON CONFLICT DO NOTHING;
+                CONTINUE;
+            END IF;
+            remaining := greatest(daily_limit - used, 0);
+            allowed := p_cost = 0 AND (daily_limit IS NULL OR used < daily_limit);
+            reason := CASE WHEN allowed THEN NULL ELSE 'limit_exceeded' END;
+            RETURN;
+        END IF;
+
+        -- Unknown user: ask Clerk (once), then apply the limit to what it said.
+        EXIT WHEN attempt = 2;
+        reason := clerk._fetch_missing_user(p_user_id);
+        EXIT WHEN reason <> 'found';
+        reason := NULL;
+    END LOOP;
+
+    -- Never fail open silently: deny, unless the policy admits unknown users under FREE limits,
+    -- counting their usage until they appear.
+    reason := coalesce(reason, 'unknown_user');
+    tier := 'FREE';
+    daily_limit := (SELECT t.daily_limit FROM clerk.tiers t WHERE t.name = 'FREE');
+    IF current_setting('clerk_sync.unknown_user_policy') = 'deny' THEN
+        allowed := false;
+        used := 0;
+        remaining := 0;
+        RETURN;
+    END IF;
+    IF p_cost > 0 THEN
+        INSERT INTO clerk.pending_usage AS p (user_id, message_count, last_reset_at)
+        VALUES (p_user_id, p_cost, w.window_start)
+        ON CONFLICT (user_id) DO UPDATE
+           SET message_count = CASE WHEN p.last_reset_at < w.window_start THEN 0 ELSE p.message_count END + p_cost,
+               last_reset_at = greatest(p.last_reset_at, w.window_start), updated_at = now()
+         WHERE daily_limit IS NULL
+            OR CASE WHEN p.last_reset_at < w.window_start THEN 0 ELSE p.message_count END + p_cost <= daily_limit
+        RETURNING p.message_count INTO used;
+        allowed := FOUND AND (daily_limit IS NULL OR used <= daily_limit);
+    END IF;
+    IF NOT coalesce(allowed, false) THEN
+        SELECT CASE WHEN p.last_reset_at < w.window_start THEN 0 ELSE p.message_count END INTO used
+          FROM clerk.pending_usage p WHERE p.user_id = p_user_id;
+        used := coalesce(used, 0);
+        allowed := p_cost = 0 AND (daily_limit IS NULL OR used < daily_limit);
+        IF NOT allowed THEN
+            reason := 'limit_exceeded';
+        END IF;
+    END IF;
+    remaining := greatest(daily_limit - used, 0);
+END
+$$;
+
+-- Consumes `cost` messages of the user's daily quota if they fit; see clerk._rate_limit.
+CREATE FUNCTION clerk_rate_limit_consume(user_id text, cost int DEFAULT 1,
+                                         OUT allowed boolean, OUT used int, OUT daily_limit int,
+                                         OUT remaining int, OUT reset_at timestamptz, OUT tier text,
+                                         OUT reason text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF cost IS NULL OR cost <= 0 THEN
+        RAISE EXCEPTION 'clerk_sync: cost must be a positive number, not %', coalesce(cost::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO allowed, used, daily_limit, remaining, reset_at, tier, reason
+      FROM clerk._rate_limit(user_id, cost);
+END
+$$;
+
+-- The same row, without consuming anything.
+CREATE FUNCTION clerk_rate_limit_check(user_id text,
+                                       OUT allowed boolean, OUT used int, OUT daily_limit int,
+                                       OUT remaining int, OUT reset_at timestamptz, OUT tier text,
+                                       OUT reason text)
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM clerk._rate_limit(user_id, 0)
+$$;
+
+-- An administrator's reset of the user's current window.
+CREATE FUNCTION clerk_rate_limit_reset(user_id text,
+                                       OUT allowed boolean, OUT used int, OUT daily_limit int,
+                                       OUT remaining int, OUT reset_at timestamptz, OUT tier text,
+                                       OUT reason text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF coalesce(user_id, '') = '' THEN
+        RAISE EXCEPTION 'clerk_sync: user_id must not be NULL or empty' USING ERRCODE = '22023';
+    END IF;
+    UPDATE clerk.rate_limits r SET message_count = 0, last_reset_at = now(), updated_at = now()
+     WHERE r.user_id = clerk_rate_limit_reset.user_id;
+    DELETE FROM clerk.pending_usage p WHERE p.user_id = clerk_rate_limit_reset.user_id;
+    SELECT * INTO allowed, used, daily_limit, remaining, reset_at, tier, reason
+      FROM clerk._rate_limit(clerk_rate_limit_reset.user_id, 0);
+END
+$$;
+
 -- Nothing is executable by PUBLIC but the pure verification function.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA clerk FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_apply_event(text, jsonb) FROM PUBLIC;
@@ -451,3 +670,6 @@ REVOKE ALL ON FUNCTION clerk_apply_event(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_sync_user(text, text, text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_sync_all(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_fetch_user(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_rate_limit_consume(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_rate_limit_check(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_rate_limit_reset(text) FROM PUBLIC;

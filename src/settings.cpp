@@ -26,6 +26,15 @@ int request_timeout_setting = 30000;
 int max_retries_setting = 5;
 bool allow_insecure_http_setting = false;
 double max_delete_fraction_setting = 0.1;
+char *rate_limit_timezone_setting = nullptr;
+bool fetch_missing_users_setting = true;
+int unknown_user_policy_setting = 0;
+
+const struct config_enum_entry unknown_user_policies[] = {
+    {"deny", 0, false},
+    {"allow_free", 1, false},
+    {nullptr, 0, false},
+};
 
 // Whether this backend defined the settings while shared_preload_libraries was being processed.
 // Only then is every backend's clerk_sync.webhook_secret a superuser-only, hidden variable: a
@@ -132,6 +141,25 @@ void define_settings(bool preloaded) {
         "Above it nothing is deleted and a WARNING says why (an outage returning empty pages must not "
         "wipe the table).",
         &max_delete_fraction_setting, 0.1, 0.0, 1.0, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    // Read by the SQL functions of the rate limiter (current_setting), defined here so that they
+    // are validated, documented and superuser-only: an application must not widen its own quota.
+    DefineCustomStringVariable(
+        "clerk_sync.rate_limit_timezone",
+        "Time zone whose midnight resets the daily rate-limit windows.", nullptr,
+        &rate_limit_timezone_setting, "UTC", PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomBoolVariable(
+        "clerk_sync.fetch_missing_users",
+        "Fetch a user unknown to clerk.users from Clerk when its rate limit is asked for.", nullptr,
+        &fetch_missing_users_setting, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomEnumVariable(
+        "clerk_sync.unknown_user_policy",
+        "What the rate limiter does for a user Clerk does not know or cannot be asked about.",
+        "deny: refuse (reason unknown_user or clerk_unreachable); allow_free: admit under the FREE "
+        "limit, counting the usage, which the user's rate-limit row takes over once it is synced.",
+        &unknown_user_policy_setting, 0, unknown_user_policies, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 
     MarkGUCPrefixReserved("clerk_sync");
 }
