@@ -4,12 +4,14 @@ namespace clerk_sync {
 
 namespace {
 
-// A single pass over the bytes, tracking strings and escapes, to find the deepest nesting.
-bool depth_within(std::string_view text, int max_depth) {
-    int depth = 0;
+// Walks the bytes of JSON text from `from`, skipping the insides of strings, and hands every
+// other byte to `visit` (position, byte); stops early when `visit` returns false.
+template <typename Visit>
+void scan_outside_strings(std::string_view text, size_t from, Visit visit) {
     bool in_string = false;
     bool escaped = false;
-    for (char c : text) {
+    for (size_t i = from; i < text.size(); ++i) {
+        char c = text[i];
         if (in_string) {
             if (escaped)
                 escaped = false;
@@ -19,25 +21,27 @@ bool depth_within(std::string_view text, int max_depth) {
                 in_string = false;
             continue;
         }
-        switch (c) {
-        case '"':
+        if (c == '"')
             in_string = true;
-            break;
-        case '[':
-        case '{':
-            if (++depth > max_depth)
-                return false;
-            break;
-        case ']':
-        case '}':
-            --depth;
-            break;
-        default:
-            break;
-        }
+        if (!visit(i, c))
+            return;
     }
-    return true;
 }
+
+bool depth_within(std::string_view text, int max_depth) {
+    int depth = 0;
+    bool ok = true;
+    scan_outside_strings(text, 0, [&](size_t, char c) {
+        if (c == '[' || c == '{')
+            ok = ++depth <= max_depth;
+        else if (c == ']' || c == '}')
+            --depth;
+        return ok;
+    });
+    return ok;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 }  // namespace
 
@@ -51,15 +55,12 @@ ParsedJson parse_json(std::string_view text) {
 }
 
 std::optional<std::vector<std::string_view>> array_elements(std::string_view text) {
-    auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    size_t i = 0;
-    while (i < text.size() && is_space(text[i]))
-        ++i;
-    if (i == text.size() || text[i] != '[')
+    size_t open = text.find_first_not_of(" \t\n\r");
+    if (open == std::string_view::npos || text[open] != '[')
         return std::nullopt;
     std::vector<std::string_view> out;
     int depth = 0;
-    bool in_string = false, escaped = false;
+    bool closed = false;
     size_t start = std::string_view::npos;  // where the current element began
     auto close_element = [&](size_t end) {
         while (end > start && is_space(text[end - 1]))
@@ -67,47 +68,24 @@ std::optional<std::vector<std::string_view>> array_elements(std::string_view tex
         out.push_back(text.substr(start, end - start));
         start = std::string_view::npos;
     };
-    for (++i; i < text.size(); ++i) {
-        char c = text[i];
-        if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
+    scan_outside_strings(text, open + 1, [&](size_t i, char c) {
         if (depth == 0 && start == std::string_view::npos && !is_space(c) && c != ',' && c != ']')
             start = i;
-        switch (c) {
-        case '"':
-            in_string = true;
-            break;
-        case '[':
-        case '{':
+        if (c == '[' || c == '{') {
             ++depth;
-            break;
-        case '}':
+        } else if (c == '}' || (c == ']' && depth > 0)) {
             --depth;
-            break;
-        case ']':
-            if (depth == 0) {
-                if (start != std::string_view::npos)
-                    close_element(i);
-                return out;
-            }
-            --depth;
-            break;
-        case ',':
-            if (depth == 0 && start != std::string_view::npos)
+        } else if (depth == 0 && (c == ',' || c == ']')) {
+            if (start != std::string_view::npos)
                 close_element(i);
-            break;
-        default:
-            break;
+            closed = c == ']';
+            return !closed;
         }
-    }
-    return std::nullopt;  // unterminated
+        return true;
+    });
+    if (!closed)
+        return std::nullopt;
+    return out;
 }
 
 std::optional<std::string> string_member(const nlohmann::json &object, const char *key) {

@@ -43,33 +43,18 @@ void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> n
 template <typename F>
 auto pg_call(F &&f) -> decltype(f()) {
     using Result = decltype(f());
-    MemoryContext caller = CurrentMemoryContext;
-    ErrorData *volatile edata = nullptr;
-    // A C++ exception must not leave the PG_TRY block (PG_exception_stack would be left pointing
-    // at a dead frame): it is carried out and rethrown after PG_END_TRY.
-    std::exception_ptr cpp_error;
     if constexpr (std::is_void_v<Result>) {
-        PG_TRY();
-        {
-            try {
-                f();
-            } catch (...) {
-                cpp_error = std::current_exception();
-            }
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(caller);
-            edata = CopyErrorData();
-            FlushErrorState();
-        }
-        PG_END_TRY();
-        if (edata)
-            throw PgError{edata};
-        if (cpp_error)
-            std::rethrow_exception(cpp_error);
+        pg_call([&] {
+            f();
+            return 0;
+        });
     } else {
         static_assert(std::is_scalar_v<Result>, "pg_call returns Datums and pointers only");
+        MemoryContext caller = CurrentMemoryContext;
+        ErrorData *volatile edata = nullptr;
+        // A C++ exception must not leave the PG_TRY block (PG_exception_stack would be left
+        // pointing at a dead frame): it is carried out and rethrown after PG_END_TRY.
+        std::exception_ptr cpp_error;
         volatile Result result{};
         PG_TRY();
         {
