@@ -9,7 +9,8 @@ DATA         = sql/clerk_sync--$(EXTVERSION).sql
 # The pure C++ core (no postgres.h): webhook signatures and the Clerk user mapping.
 CORE_OBJS    = src/svix.o src/clerk_user.o src/json_guard.o src/clerk_api.o src/page_stream.o
 # The glue at the Postgres boundary.
-GLUE_OBJS    = src/pg_boundary.o src/clerk_sync.o src/settings.o src/user_store.o src/webhook.o src/sync.o
+GLUE_OBJS    = src/pg_boundary.o src/clerk_sync.o src/settings.o src/user_store.o src/webhook.o src/sync.o \
+               src/shared_state.o src/worker.o
 OBJS         = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS  = -Isrc

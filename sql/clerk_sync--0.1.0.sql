@@ -97,6 +97,15 @@ CREATE TABLE clerk.sync_runs (
 );
 CREATE INDEX sync_runs_started_at_idx ON clerk.sync_runs (started_at);
 
+-- The background worker's progress, one row: it survives crashes and restarts.
+CREATE TABLE clerk.sync_state (
+    singleton            boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    delta_watermark      timestamptz,   -- users updated before it (less an overlap) were seen
+    full_pass_started_at timestamptz,   -- the full pass under way (NULL: none)
+    full_cursor          text           -- the last user id it committed (resume after it)
+);
+INSERT INTO clerk.sync_state DEFAULT VALUES;
+
 -- pg_dump keeps the synced data (the tiers are seeded by CREATE EXTENSION itself).
 SELECT pg_catalog.pg_extension_config_dump('clerk.users', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.rate_limits', '');
@@ -104,6 +113,7 @@ SELECT pg_catalog.pg_extension_config_dump('clerk.deleted_users', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.webhook_events', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.pending_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('clerk.sync_state', '');
 SELECT pg_catalog.pg_extension_config_dump('clerk.sync_runs_id_seq', '');
 
 ------------------------------------------------------------------------------------------------
@@ -332,6 +342,84 @@ AS $$
            failed = p_failed, deleted = p_deleted, pages = p_pages, requests = p_requests,
            rate_limited = p_rate_limited, error = p_error, detail = p_detail
      WHERE id = p_id
+$$;
+
+-- The background worker starts a run: takes the database's sync lock for its session (nothing
+-- is returned if a sync holds it), closes the records of runs a crash interrupted, decides what
+-- to do, and records the run. A full pass is due when asked for, when one was interrupted (it
+-- resumes after its cursor), or when none succeeded within p_full_interval; a delta sweep
+-- otherwise.
+CREATE FUNCTION clerk._worker_begin(p_full_requested boolean, p_full_interval interval,
+                                    OUT run_id bigint, OUT kind text, OUT cursor text,
+                                    OUT pass_started_at timestamptz, OUT watermark timestamptz)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st clerk.sync_state;
+BEGIN
+    IF NOT pg_try_advisory_lock(1129073411, 0) THEN
+        RETURN;
+    END IF;
+    UPDATE clerk.sync_runs SET status = 'failed', finished_at = clock_timestamp(),
+                               error = 'interrupted (the worker stopped or crashed)'
+     WHERE status = 'running' AND sync_runs.kind IN ('delta', 'full');
+    SELECT * INTO st FROM clerk.sync_state;
+    IF p_full_requested OR st.full_cursor IS NOT NULL OR st.full_pass_started_at IS NOT NULL
+       OR NOT EXISTS (SELECT FROM clerk.sync_runs r
+                       WHERE r.kind = 'full' AND r.status = 'succeeded'
+                         AND r.finished_at > now() - p_full_interval) THEN
+        kind := 'full';
+        IF st.full_pass_started_at IS NULL THEN
+            UPDATE clerk.sync_state SET full_pass_started_at = now(), full_cursor = NULL
+             RETURNING * INTO st;
+        END IF;
+    ELSE
+        kind := 'delta';
+    END IF;
+    INSERT INTO clerk.sync_runs (kind) VALUES (kind) RETURNING id INTO run_id;
+    cursor := st.full_cursor;
+    pass_started_at := st.full_pass_started_at;
+    watermark := st.delta_watermark;
+    RETURN NEXT;
+END
+$$;
+
+-- A page of a worker run is committed: its counts, and for a full pass its cursor, in the same
+-- transaction as its users.
+CREATE FUNCTION clerk._worker_progress(p_run_id bigint, p_cursor text, p_synced bigint,
+                                       p_skipped bigint, p_failed bigint, p_pages bigint,
+                                       p_requests bigint, p_rate_limited bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE clerk.sync_state SET full_cursor = coalesce(p_cursor, full_cursor)
+     WHERE p_cursor IS NOT NULL;
+    UPDATE clerk.sync_runs
+       SET synced = p_synced, skipped = p_skipped, failed = p_failed, pages = p_pages,
+           requests = p_requests, rate_limited = p_rate_limited
+     WHERE id = p_run_id;
+$$;
+
+-- A worker run's end: a complete full pass clears its cursor and sets the delta watermark to
+-- its start; a delta sweep moves the watermark to the newest update it saw. Old runs are pruned.
+CREATE FUNCTION clerk._worker_end(p_kind text, p_newest timestamptz, p_retention interval)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_kind = 'full' THEN
+        UPDATE clerk.sync_state
+           SET delta_watermark = greatest(delta_watermark, full_pass_started_at, p_newest),
+               full_pass_started_at = NULL, full_cursor = NULL;
+    ELSIF p_newest IS NOT NULL THEN
+        UPDATE clerk.sync_state SET delta_watermark = greatest(delta_watermark, p_newest);
+    END IF;
+    DELETE FROM clerk.sync_runs WHERE finished_at < now() - p_retention;
+END
 $$;
 
 -- Applies one mapped webhook event and records it in the inbox, atomically. p_action is what the
@@ -663,6 +751,35 @@ BEGIN
 END
 $$;
 
+------------------------------------------------------------------------------------------------
+-- The background worker: status and control
+------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION clerk._worker_status(OUT worker_pid int, OUT state text, OUT run_pid int,
+                                     OUT next_run_at timestamptz, OUT paused_until timestamptz,
+                                     OUT consecutive_failures int, OUT rate_budget int)
+RETURNS record
+AS 'MODULE_PATHNAME', 'clerk_worker_status'
+LANGUAGE C VOLATILE;
+
+-- One row: what the worker is doing, its last runs, and the shared rate budget.
+CREATE VIEW clerk.sync_status AS
+SELECT w.worker_pid, w.state, w.run_pid, w.next_run_at, w.consecutive_failures,
+       (SELECT max(finished_at) FROM clerk.sync_runs WHERE kind = 'delta' AND status = 'succeeded') AS last_delta_at,
+       (SELECT max(finished_at) FROM clerk.sync_runs WHERE kind = 'full' AND status = 'succeeded') AS last_full_at,
+       (SELECT error FROM clerk.sync_runs WHERE status = 'failed' ORDER BY id DESC LIMIT 1) AS last_error,
+       s.delta_watermark AS watermark,
+       s.full_pass_started_at AS full_pass_started_at, s.full_cursor AS full_pass_cursor,
+       w.rate_budget AS rate_budget_per_10s, w.paused_until AS rate_budget_paused_until
+  FROM clerk._worker_status() AS w, clerk.sync_state AS s;
+
+-- Makes the worker run now (a full reconciliation with `full`), without waiting for the interval.
+-- Returns false when no worker is running (clerk_sync not preloaded, or sync_interval off).
+CREATE FUNCTION clerk_sync_wakeup(full boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'clerk_sync_wakeup'
+LANGUAGE C VOLATILE STRICT;
+
 -- Nothing is executable by PUBLIC but the pure verification function.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA clerk FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_apply_event(text, jsonb) FROM PUBLIC;
@@ -673,3 +790,4 @@ REVOKE ALL ON FUNCTION clerk_fetch_user(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_rate_limit_consume(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_rate_limit_check(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION clerk_rate_limit_reset(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION clerk_sync_wakeup(boolean) FROM PUBLIC;

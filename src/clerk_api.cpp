@@ -205,6 +205,8 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
     for (;;) {
         if (hooks_.interrupted && hooks_.interrupted())
             throw Error(ErrorKind::interrupted, "interrupted before a Clerk API request");
+        if (hooks_.before_request)
+            hooks_.before_request();
         Attempt a = perform(url);
         if (a.code == CURLE_ABORTED_BY_CALLBACK)
             throw Error(ErrorKind::interrupted, "Clerk API request interrupted");
@@ -216,6 +218,8 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
                             std::to_string(throttled) + " answers in a row to GET " + path_and_query);
             long wait_s = std::clamp(a.retry_after_s < 0 ? 1L : a.retry_after_s, 1L,
                                      static_cast<long>(config_.max_retry_after_s));
+            if (hooks_.on_rate_limited)
+                hooks_.on_rate_limited(wait_s);
             if (hooks_.log)
                 hooks_.log("Clerk answered 429; waiting " + std::to_string(wait_s) + " s as Retry-After says");
             sleep_ms(wait_s * 1000);
@@ -252,8 +256,12 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
 std::optional<UserPager::Page> UserPager::next_page() {
     if (done_)
         return std::nullopt;
+    const bool by_created = order_ == PageOrder::created_ascending;
+    if (!by_created)
+        use_offset_ = true;  // Clerk takes starting_after only with created_at ordering
     for (;;) {
-        std::string query = "/users?order_by=%2Bcreated_at&limit=" + std::to_string(page_size_);
+        std::string query = std::string("/users?order_by=") + (by_created ? "%2Bcreated_at" : "-updated_at") +
+                            "&limit=" + std::to_string(page_size_);
         if (use_offset_)
             query += "&offset=" + std::to_string(fetched_);
         else if (!last_id_.empty())
@@ -261,7 +269,8 @@ std::optional<UserPager::Page> UserPager::next_page() {
         ApiResponse r = client_.get(query);
 
         if (r.status == 422 && !use_offset_ && !last_id_.empty()) {
-            // This server does not take the cursor: go on by offset, in the same order.
+            // This server does not take the cursor: go on by offset, in the same order (a resumed
+            // pass, whose offset is unknown, starts again from the beginning).
             use_offset_ = true;
             continue;
         }
@@ -281,7 +290,7 @@ std::optional<UserPager::Page> UserPager::next_page() {
             else if (id)
                 last_id_ = *id;
         }
-        Page page{std::move(r.body), std::move(r.text), {}};
+        Page page{std::move(r.body), std::move(r.text), {}, last_id_};
         // Each user's own text, to store as received rather than serialised again.
         if (auto elements = array_elements(page.text); elements && elements->size() == page.users.size())
             for (std::string_view e : *elements)

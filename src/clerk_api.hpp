@@ -28,6 +28,8 @@ struct ApiConfig {
 struct ApiHooks {
     std::function<bool()> interrupted;               // true: abandon the request (query cancel)
     std::function<void(const std::string &)> log;    // retries and waits, for the server log
+    std::function<void()> before_request;            // waits for a turn in a shared rate budget
+    std::function<void(long)> on_rate_limited;       // a 429 with its Retry-After, in seconds
 };
 
 // A finished request: a 2xx with a JSON body, or a 4xx that the caller may handle (404, 422).
@@ -80,11 +82,20 @@ private:
 // when allow_insecure_http): the secret key must never cross a network in clear by accident.
 void check_api_url(const std::string &url, bool allow_insecure_http);
 
-// Pages through GET /users in created_at order (oldest first), with the starting_after cursor,
-// falling back to offset paging if the server refuses the cursor. Stops after a short page.
+// The order a UserPager walks the users in.
+enum class PageOrder {
+    created_ascending,  // oldest first, by the starting_after cursor (offset if refused): full passes
+    updated_descending, // most recently updated first, by offset: delta sweeps
+};
+
+// Pages through GET /users. Created-ascending pages use the starting_after cursor, starting after
+// `start_after` (a resumed pass), and fall back to offset paging if the server refuses the
+// cursor. Stops after a short page.
 class UserPager {
 public:
-    UserPager(ClerkClient &client, int page_size) : client_(client), page_size_(page_size) {}
+    UserPager(ClerkClient &client, int page_size, PageOrder order = PageOrder::created_ascending,
+              std::string start_after = {})
+        : client_(client), page_size_(page_size), order_(order), last_id_(std::move(start_after)) {}
 
     // The next page, or nothing when the listing is complete.
     struct Page {
@@ -92,6 +103,7 @@ public:
         std::string text;      // the body as received
         // Where each user's own text lies in `text` (offset, length); empty if it could not be split.
         std::vector<std::pair<size_t, size_t>> ranges;
+        std::string last_id;   // the cursor after this page
 
         // User i's JSON as received, or nothing when unknown.
         std::string_view raw(size_t i) const {
@@ -106,6 +118,7 @@ public:
 private:
     ClerkClient &client_;
     int page_size_;
+    PageOrder order_;
     bool done_ = false;
     bool use_offset_ = false;
     long fetched_ = 0;

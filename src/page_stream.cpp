@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <algorithm>
 #include <unordered_map>
 
 #include <pthread.h>
@@ -34,9 +35,15 @@ private:
 MappedPage map_page(const UserPager::Page &page, const MappingOptions &options) {
     MappedPage out;
     out.rows.reserve(page.users.size());
+    out.last_id = page.last_id;
     std::unordered_map<std::string, size_t> index;
     for (size_t i = 0; i < page.users.size(); ++i) {
         MappedUser m = map_user(page.users[i], options, page.raw(i));
+        if (m.outcome != MapOutcome::invalid) {
+            int64_t updated = m.row.updated_at_ms;
+            out.oldest_updated_ms = out.oldest_updated_ms ? std::min(out.oldest_updated_ms, updated) : updated;
+            out.newest_updated_ms = std::max(out.newest_updated_ms, updated);
+        }
         switch (m.outcome) {
         case MapOutcome::mapped: {
             // clerk._upsert_users takes each id once: of a user listed twice, keep the newest.
@@ -58,17 +65,25 @@ MappedPage map_page(const UserPager::Page &page, const MappingOptions &options) 
     return out;
 }
 
-PageStream::PageStream(ApiConfig config, MappingOptions options, int page_size,
-                       std::function<bool()> interrupted)
+namespace {
+ApiHooks stream_hooks(ApiHooks hooks, std::function<bool()> interrupted, std::function<void(const std::string &)> log) {
+    hooks.interrupted = std::move(interrupted);
+    hooks.log = std::move(log);
+    return hooks;
+}
+}  // namespace
+
+PageStream::PageStream(ApiConfig config, ApiHooks hooks, MappingOptions options, int page_size, PageOrder order,
+                       std::string start_after, std::function<bool()> interrupted)
     : interrupted_(std::move(interrupted)),
       options_(std::move(options)),
       client_(std::move(config),
-              ApiHooks{[this] { return stopping() || interrupted_(); },
-                       [this](const std::string &line) {
-                           std::lock_guard<std::mutex> lock(mutex_);
-                           log_.push_back(line);
-                       }}),
-      pager_(client_, page_size) {
+              stream_hooks(std::move(hooks), [this] { return stopping() || interrupted_(); },
+                           [this](const std::string &line) {
+                               std::lock_guard<std::mutex> lock(mutex_);
+                               log_.push_back(line);
+                           })),
+      pager_(client_, page_size, order, std::move(start_after)) {
     SignalsBlocked blocked;
     thread_ = std::thread([this] { fetch_loop(); });
 }

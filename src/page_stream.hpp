@@ -24,6 +24,9 @@ struct MappedPage {
     std::vector<UserRow> rows;          // to store; distinct ids (of a user listed twice, the newest)
     std::vector<std::string> seen;      // in Clerk but not stored (no email): must not be deleted
     std::vector<std::string> problems;  // users that cannot be stored, and why
+    std::string last_id;                // the pager's cursor after this page (to resume a pass)
+    int64_t oldest_updated_ms = 0;      // the page's oldest and newest updated_at (delta sweeps);
+    int64_t newest_updated_ms = 0;      // 0 when the page has no usable user
 };
 
 MappedPage map_page(const UserPager::Page &page, const MappingOptions &options);
@@ -37,7 +40,10 @@ struct StreamProgress {
 
 class PageStream {
 public:
-    PageStream(ApiConfig config, MappingOptions options, int page_size, std::function<bool()> interrupted);
+    // `hooks`: its before_request and on_rate_limited are used (the shared rate budget); the
+    // stream supplies interrupted (the caller's, or its own end) and log (handed to the caller).
+    PageStream(ApiConfig config, ApiHooks hooks, MappingOptions options, int page_size, PageOrder order,
+               std::string start_after, std::function<bool()> interrupted);
     ~PageStream();
     PageStream(const PageStream &) = delete;
     PageStream &operator=(const PageStream &) = delete;

@@ -31,6 +31,8 @@ int sqlstate_of(ErrorKind kind) {
     return ERRCODE_INTERNAL_ERROR;
 }
 
+bool backend_interrupted() { return QueryCancelPending || ProcDiePending; }
+
 void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names) {
     int i = 0;
     for (const char *name : names) {

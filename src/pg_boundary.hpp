@@ -37,6 +37,10 @@ struct PgError {
 
 int sqlstate_of(ErrorKind kind);
 
+// A cancel (pg_cancel_backend, statement_timeout) or a terminate is pending. Only reads flags, so
+// it may be called from any thread.
+bool backend_interrupted();
+
 // Throws Error(null_argument) naming the first of the function's arguments that is NULL.
 void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names);
 

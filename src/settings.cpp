@@ -160,8 +160,6 @@ void define_settings(bool preloaded) {
         "deny: refuse (reason unknown_user or clerk_unreachable); allow_free: admit under the FREE "
         "limit, counting the usage, which the user's rate-limit row takes over once it is synced.",
         &unknown_user_policy_setting, 0, unknown_user_policies, PGC_SUSET, 0, nullptr, nullptr, nullptr);
-
-    MarkGUCPrefixReserved("clerk_sync");
 }
 
 std::vector<std::string> webhook_keys() {

@@ -6,6 +6,7 @@
 #include "clerk_api.hpp"
 #include "clerk_user.hpp"
 #include "page_stream.hpp"
+#include "shared_state.hpp"
 #include "settings.hpp"
 #include "user_store.hpp"
 #include "pg_boundary.hpp"
@@ -39,17 +40,13 @@ void warning(const std::string &message, const std::string &hint = {}) {
     });
 }
 
-// A cancel (pg_cancel_backend, statement_timeout) or a terminate is pending. Only reads flags, so
-// it may be called from any thread.
-bool backend_interrupted() { return QueryCancelPending || ProcDiePending; }
-
 // The client of a backend serving a SQL call: a cancel (pg_cancel_backend, statement_timeout) or
 // a terminate abandons the request; retries are reported to the caller.
 ClerkClient backend_client() {
-    ApiHooks hooks;
-    hooks.interrupted = backend_interrupted;
+    ApiConfig config = api_config();
+    ApiHooks hooks = budget_hooks(config.secret_key, backend_interrupted);
     hooks.log = [](const std::string &m) { notice("clerk_sync: " + m); };
-    return ClerkClient(api_config(), std::move(hooks));
+    return ClerkClient(std::move(config), std::move(hooks));
 }
 
 struct SyncResult {
@@ -72,7 +69,10 @@ SyncResult sync_all(bool delete_missing_users) {
     MemoryContext page_context = pg_call([] {
         return AllocSetContextCreate(CurrentMemoryContext, "clerk_sync page", ALLOCSET_DEFAULT_SIZES);
     });
-    PageStream stream(api_config(), mapping_options(), page_size(), backend_interrupted);
+    ApiConfig config = api_config();
+    ApiHooks hooks = budget_hooks(config.secret_key, backend_interrupted);
+    PageStream stream(std::move(config), std::move(hooks), mapping_options(), page_size(),
+                      PageOrder::created_ascending, {}, backend_interrupted);
     try {
         for (;;) {
             std::optional<MappedPage> page = stream.next(log);

@@ -139,7 +139,7 @@ Statement apply_event{"SELECT clerk._apply_event($1, $2, $3, $4, $5, $6, $7, $8,
 Statement upsert_users{"SELECT applied, stale FROM clerk._upsert_users($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"};
 Statement mark_seen{"SELECT clerk._mark_seen($1)"};
 Statement delete_one{"SELECT clerk._delete_user($1, NULL)"};
-Statement delete_missing_users{"SELECT deleted, missing, total FROM clerk._delete_missing(now(), $1)"};
+Statement delete_missing_users{"SELECT deleted, missing, total FROM clerk._delete_missing(coalesce($2::timestamptz, now()), $1)"};
 Statement begin_run{"SELECT clerk._begin_sync($1)"};
 Statement finish_run{"SELECT clerk._finish_sync($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"};
 
@@ -223,11 +223,11 @@ std::string delete_user(const std::string &user_id) {
     return outcome.value;
 }
 
-MissingUsers delete_missing(double max_fraction) {
+MissingUsers delete_missing(double max_fraction, const std::string &pass_start) {
     MissingUsers result;
     pg_call([&] {
-        Param fraction{FLOAT8OID, Float8GetDatum(max_fraction), false};
-        run(delete_missing_users, &fraction, 1, [&](HeapTuple t, TupleDesc d) {
+        Param params[2] = {{FLOAT8OID, Float8GetDatum(max_fraction), false}, nonempty_text_param(pass_start)};
+        run(delete_missing_users, params, 2, [&](HeapTuple t, TupleDesc d) {
             result.deleted = int8_column(t, d, 1);
             result.missing = int8_column(t, d, 2);
             result.total = int8_column(t, d, 3);

@@ -36,8 +36,9 @@ struct MissingUsers {
     int64_t total = 0;    // users in clerk.users before the deletion
 };
 
-// After a complete pass: deletes users not seen since this transaction began (clerk._delete_missing).
-MissingUsers delete_missing(double max_fraction);
+// After a complete pass: deletes users not seen since the pass began (clerk._delete_missing):
+// `pass_start` as text, or empty for this transaction's start (a pass in one transaction).
+MissingUsers delete_missing(double max_fraction, const std::string &pass_start = {});
 
 // A row of clerk.sync_runs: begun (taking the database's sync lock, 55P03 if taken) and finished.
 struct SyncCounts {

@@ -3,7 +3,8 @@
 #   1. the pg_regress suite (make installcheck, temp instance with the library preloaded),
 #   2. test/secrets.sh (secret handling across server configurations),
 #   3. test/node (deliveries signed by the official svix package, sent with the pg package),
-#   4. the fake Clerk API's own self-test (test/fake_clerk/selftest.mjs).
+#   4. the fake Clerk API's own self-test (test/fake_clerk/selftest.mjs),
+#   5. test/worker.sh (the background worker on a real cluster with the fake Clerk).
 # As root, the servers run as the "postgres" OS user. Exit status: 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,9 @@ suite() {  # suite NAME COMMAND...: runs one suite, shows its output, adds up it
             p=$(sed -nE 's/.*All ([0-9]+) tests passed.*/\1/p' "$log")
             f=$(sed -nE 's/.* ([0-9]+) of ([0-9]+) tests failed.*/\1/p' "$log")
             [ -n "$f" ] && p=$(( $(sed -nE 's/.* [0-9]+ of ([0-9]+) tests failed.*/\1/p' "$log") - f )) ;;
-        secrets)
-            p=$(sed -nE 's/^secrets: ([0-9]+) passed, ([0-9]+) failed$/\1/p' "$log")
-            f=$(sed -nE 's/^secrets: ([0-9]+) passed, ([0-9]+) failed$/\2/p' "$log") ;;
+        secrets|worker|ratelimit_concurrency)
+            p=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\1/p" "$log")
+            f=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\2/p" "$log") ;;
         node|fake_clerk)
             p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log")
             f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log") ;;
@@ -46,6 +47,7 @@ suite regress bash test/regress.sh
 suite secrets bash test/secrets.sh
 suite node bash test/node/run.sh
 suite fake_clerk node --test test/fake_clerk/selftest.mjs
+suite worker bash test/worker.sh
 
 echo
 echo "$passed passed, $failed failed"
