@@ -4,7 +4,8 @@
 #   2. test/secrets.sh (secret handling across server configurations),
 #   3. test/node (deliveries signed by the official svix package, sent with the pg package),
 #   4. the fake Clerk API's own self-test (test/fake_clerk/selftest.mjs),
-#   5. test/worker.sh (the background worker on a real cluster with the fake Clerk).
+#   5. test/worker.sh (the background worker on a real cluster with the fake Clerk),
+#   6. test/e2e (the Node forwarder and the Deno edge function over real HTTP, svix-signed).
 # As root, the servers run as the "postgres" OS user. Exit status: 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ suite() {  # suite NAME COMMAND...: runs one suite, shows its output, adds up it
         secrets|worker|ratelimit_concurrency)
             p=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\1/p" "$log")
             f=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\2/p" "$log") ;;
-        node|fake_clerk)
+        node|fake_clerk|e2e)
             p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log")
             f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log") ;;
     esac
@@ -48,6 +49,7 @@ suite secrets bash test/secrets.sh
 suite node bash test/node/run.sh
 suite fake_clerk node --test test/fake_clerk/selftest.mjs
 suite worker bash test/worker.sh
+suite e2e bash test/e2e/run.sh
 
 echo
 echo "$passed passed, $failed failed"

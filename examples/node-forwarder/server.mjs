@@ -9,7 +9,7 @@
 //   HOST             default: every interface
 //   MAX_BODY_BYTES   default 2097152 (2 MiB); larger bodies answer 413. Clerk's events are a few KB.
 //   TIMEOUT_MS       default 10000: the statement_timeout of each call; with the connect timeout
-//                    (3 s) every answer comes well before Svix gives up on a delivery (15 s)
+//                    (3 s) every answer comes before Svix gives up on a delivery (15 s)
 //   POOL_SIZE        default 5
 //
 // The contract (the clerk_sync README, "Connecting Clerk webhooks"):
@@ -40,7 +40,7 @@ const pool = new pg.Pool({
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,   // also bounds the wait for a free connection
     idleTimeoutMillis: 30_000,
     statement_timeout: TIMEOUT_MS,                 // the server cancels a call that takes longer
-    query_timeout: TIMEOUT_MS + 1_000,             // and this catches a server that stopped answering
+    query_timeout: TIMEOUT_MS + 500,               // and this catches a server that stopped answering
     application_name: 'clerk-webhook-forwarder',
 });
 // An idle connection that breaks (the database restarted) must not crash the process: the pool
@@ -67,7 +67,10 @@ class TooLarge extends Error {}
 // The body as sent, at most MAX_BODY_BYTES.
 function readBody(req) {
     return new Promise((resolve, reject) => {
-        if (Number(req.headers['content-length']) > MAX_BODY_BYTES) return reject(new TooLarge());
+        if (Number(req.headers['content-length']) > MAX_BODY_BYTES) {
+            req.resume();   // unread; the 413 closes the connection
+            return reject(new TooLarge());
+        }
         const chunks = [];
         let size = 0;
         req.on('data', (chunk) => {
@@ -115,8 +118,17 @@ async function applyEvent(payload, headers) {
 // SQLSTATEs: five characters, class 00-58, F0, HV, P0 or XX (not Node's EPIPE, ECONNRESET, ...).
 const isSqlstate = (code) => typeof code === 'string' && /^([0-5][0-9]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code);
 
+// The session failing (no connection, login refused, server shutting down: FATAL) is never the
+// delivery's fault, whatever the SQLSTATE; clerk_apply_event's own errors are all ERROR-level.
+const sessionFailed = (err) => Boolean(err.connecting) || err.severity === 'FATAL' || err.severity === 'PANIC';
+
+// An open connection that broke under the call (the server restarted or dropped it since it was
+// opened): worth one retry on another connection. A failure to connect is not retried.
+const connectionBroke = (err) => !err.connecting && (['57P01', '57P02', 'ECONNRESET', 'EPIPE'].includes(err.code)
+    || /Connection terminated/i.test(err.message));
+
 function statusFor(err) {
-    if (err.connecting) return 500;
+    if (sessionFailed(err)) return 500;
     if (err.code === '28000') return 401;
     if (isSqlstate(err.code) && err.code.startsWith('22')) return 400;
     return 500;
@@ -147,12 +159,25 @@ async function handle(req, res) {
 
     try {
         // Every request header, names lower-cased by Node; clerk_apply_event picks the svix-* ones.
-        const outcome = await applyEvent(payload, req.headers);
+        let outcome;
+        try {
+            outcome = await applyEvent(payload, req.headers);
+        } catch (err) {
+            // A connection that broke under the call (the database restarted since it was opened)
+            // is retried once at once: clerk_apply_event is idempotent per svix-id, so a second
+            // call is safe even if the first one committed (it answers duplicate).
+            if (!connectionBroke(err) || Date.now() - started > 500) throw err;
+            log(`retrying on another connection after: ${err.code ?? ''} ${err.message}`);
+            outcome = await applyEvent(payload, req.headers);
+        }
         done(200, { outcome }, outcome);
     } catch (err) {
         const status = statusFor(err);
-        const code = err.connecting ? 'database_unavailable'
+        // A short code only (the SQLSTATE, or what went wrong): messages stay in the log.
+        const code = sessionFailed(err) ? 'database_unavailable'
             : isSqlstate(err.code) ? err.code
+            : /timeout/i.test(err.message) ? 'timeout'   // pg's query_timeout
+            : typeof err.code === 'string' || /Connection terminated/i.test(err.message) ? 'database_unavailable'
             : 'internal_error';
         done(status, { error: code }, `${code} ${err.message}`);
     }

@@ -19,18 +19,20 @@
  * @typedef {object} Deps
  * @property {(payload: string, headers: Record<string, string>, signal: AbortSignal) => Promise<string>} applyEvent
  *   runs `SELECT clerk_apply_event($1::text, $2::jsonb)` and resolves to its result. It rejects
- *   with the database's error (its SQLSTATE in `code`), or with an error whose `connecting` property
- *   is true when no connection could be had: then even a SQLSTATE 28000 (pg_hba.conf rejecting the
- *   login) is the forwarder's misconfiguration, not a bad signature, and answers 500. It should
- *   cancel the query when `signal` aborts.
+ *   with the client's error: a SQLSTATE in `code`, and `severity` as the server sent it. A FATAL
+ *   error, or one marked `connecting: true`, is the session failing, not the delivery: even a
+ *   28000 then (pg_hba.conf refusing the login) answers 500, never 401. It should cancel the query
+ *   when `signal` aborts.
  * @property {number} [maxBodyBytes] larger bodies answer 413 (default 2 MiB; Clerk's are a few KB)
- * @property {number} [timeoutMs] after this long the handler answers 500 and aborts the query
- *   (default 10 s: Svix gives up on a delivery after 15 s and retries it)
+ * @property {number} [timeoutMs] after this long the handler aborts the query and, unless it
+ *   completes within CANCEL_GRACE_MS after all, answers 500 (default 10 s: Svix gives up on a
+ *   delivery after 15 s and retries it)
  * @property {(line: string) => void} [log] one line per request (default console.log)
  */
 
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 10_000;
+export const CANCEL_GRACE_MS = 1_000;
 
 /**
  * Whether `code` is a SQLSTATE: five characters, class 00-58, F0, HV, P0 or XX (not EPIPE, ...).
@@ -40,13 +42,32 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const isSqlstate = (code) => typeof code === 'string' && /^([0-5][0-9]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code);
 
 /**
+ * Whether the error is the database session failing (no connection, login refused, server shutting
+ * down) rather than clerk_apply_event refusing the delivery, whose errors are all ERROR-level.
+ * @param {{ connecting?: unknown, severity?: unknown }} e
+ */
+const sessionFailed = (e) => Boolean(e.connecting) || e.severity === 'FATAL' || e.severity === 'PANIC';
+
+/**
+ * Whether an open connection broke under the call (the server restarted or dropped it since it was
+ * opened): worth one retry on another connection. A failure to connect is not retried.
+ * @param {unknown} error
+ */
+const connectionBroke = (error) => {
+    const e = /** @type {{ code?: unknown, connecting?: unknown, message?: unknown }} */ (error ?? {});
+    if (e.connecting) return false;
+    return ['57P01', '57P02', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'ECONNRESET', 'EPIPE']
+        .includes(String(e.code)) || /Connection terminated/i.test(String(e.message));
+};
+
+/**
  * The HTTP status for a failed clerk_apply_event call.
  * @param {unknown} error
  * @returns {number}
  */
 export function statusFor(error) {
-    const e = /** @type {{ code?: unknown, connecting?: unknown }} */ (error ?? {});
-    if (e.connecting) return 500;
+    const e = /** @type {{ code?: unknown, connecting?: unknown, severity?: unknown }} */ (error ?? {});
+    if (sessionFailed(e)) return 500;
     if (e.code === '28000') return 401;
     if (isSqlstate(e.code) && e.code.startsWith('22')) return 400;
     return 500;
@@ -130,27 +151,46 @@ export async function handler(request, deps) {
     /** @type {Record<string, string>} */
     const headers = Object.fromEntries(request.headers);
 
+    // The call, bounded by timeoutMs. On timeout the query is cancelled and given CANCEL_GRACE_MS
+    // to settle, so that the answer says what happened: a call that committed meanwhile answers 200.
+    // A connection that broke under the call (the database restarted since it was opened) is
+    // retried once at once: clerk_apply_event is idempotent per svix-id, so a second call is safe
+    // even if the first one committed (it answers duplicate).
     const abort = new AbortController();
+    const attempt = () => Promise.resolve().then(() => deps.applyEvent(payload, headers, abort.signal));
+    /** @type {Promise<{ outcome: string } | { error: unknown }>} */
+    const call = attempt().catch((e) => (connectionBroke(e) && !abort.signal.aborted ? attempt() : Promise.reject(e))).then((outcome) => ({ outcome }), (error) => ({ error }));
+    let result = await within(call, deps.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    if (!result) {
+        abort.abort();
+        result = (await within(call, CANCEL_GRACE_MS)) ?? { error: undefined };
+        if ('error' in result) result = { error: Object.assign(new Error('timed out'), { code: 'timeout' }) };
+    }
+
+    if ('outcome' in result) return done(json(200, { outcome: result.outcome }), String(result.outcome));
+    const err = /** @type {{ code?: unknown, connecting?: unknown, severity?: unknown, message?: unknown }} */ (result.error ?? {});
+    const status = statusFor(err);
+    // A short code only (the SQLSTATE, or what went wrong): messages stay in the log.
+    const code = err.code === 'timeout' ? 'timeout'
+        : sessionFailed(err) ? 'database_unavailable'
+        : isSqlstate(err.code) ? err.code
+        : typeof err.code === 'string' ? 'database_unavailable'   // ECONNREFUSED, CONNECTION_CLOSED, ...
+        : 'internal_error';
+    return done(json(status, { error: code }), `${code} ${String(err.message ?? err)}`);
+}
+
+/**
+ * The promise's value, or undefined if it has not settled within `ms`.
+ * @template T
+ * @param {Promise<T>} promise @param {number} ms
+ * @returns {Promise<T | undefined>}
+ */
+async function within(promise, ms) {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     let timer;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => {
-            abort.abort();
-            reject(Object.assign(new Error('timed out'), { code: 'timeout' }));
-        }, deps.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    });
+    const expired = new Promise((resolve) => { timer = setTimeout(resolve, ms); });
     try {
-        const outcome = await Promise.race([deps.applyEvent(payload, headers, abort.signal), timeout]);
-        return done(json(200, { outcome }), String(outcome));
-    } catch (e) {
-        const err = /** @type {{ code?: unknown, connecting?: unknown, message?: unknown }} */ (e ?? {});
-        const status = statusFor(err);
-        // The SQLSTATE (or a short code) only: messages stay in the log.
-        const code = err.connecting ? 'database_unavailable'
-            : err.code === 'timeout' ? 'timeout'
-            : isSqlstate(err.code) ? err.code
-            : 'internal_error';
-        return done(json(status, { error: code }), `${code} ${String(err.message ?? err)}`);
+        return await Promise.race([promise, expired.then(() => undefined)]);
     } finally {
         clearTimeout(timer);
     }

@@ -26,24 +26,20 @@ const sql = postgres(url, {
     prepare: false,
     connect_timeout: 5,
     idle_timeout: 30,
+    backoff: () => 0.25,  // reconnect 0.25 s after a failure (the default grows to 20 s: a restarted
+                          // database would see its first deliveries time out)
     onnotice: () => {},   // WARNINGs (an unknown tier) are in the server log already
 });
 
+// Errors keep Postgres.js's fields: `code` (the SQLSTATE), `severity` (FATAL when the session itself
+// failed, e.g. a refused login: handler.js answers those 500, never 401).
 async function applyEvent(payload: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
-    let db;
-    try {
-        db = await sql.reserve();   // connects if needed: a failure here is ours, never a 401
-    } catch (e) {
-        throw Object.assign(e instanceof Error ? e : new Error(String(e)), { connecting: true });
-    }
-    try {
-        const query = db`SELECT clerk_apply_event(${payload}::text, ${JSON.stringify(headers)}::jsonb) AS outcome`;
-        signal.addEventListener('abort', () => query.cancel(), { once: true });
-        const rows = await query;
-        return rows[0].outcome as string;
-    } finally {
-        db.release();
-    }
+    // sql.json(): Postgres.js serialises the object itself (a JSON.stringify'd string would arrive as
+    // a JSON string, not an object: 22023).
+    const query = sql`SELECT clerk_apply_event(${payload}::text, ${sql.json(headers)}::jsonb) AS outcome`;
+    signal.addEventListener('abort', () => query.cancel(), { once: true });
+    const rows = await query;
+    return rows[0].outcome as string;
 }
 
 const numberEnv = (name: string, fallback: number) => Number(Deno.env.get(name) ?? fallback);
@@ -54,7 +50,7 @@ const deps = {
 };
 
 const port = Deno.env.get('CLERK_FORWARDER_PORT');
-const options: Deno.ServeOptions = port === undefined ? {} : {
+const options: Deno.ServeTcpOptions = port === undefined ? {} : {
     port: Number(port),
     hostname: Deno.env.get('CLERK_FORWARDER_HOST') ?? '127.0.0.1',
     onListen: ({ hostname, port }) => console.log(`listening on http://${hostname}:${port}`),

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Benchmark: the background worker bringing users in from the fake Clerk API on its own, with the
+# fake enforcing Clerk's production rate limit (1000 requests / 10 s per key) and the worker
+# using an sk_live_ key (so its shared budget is that limit). Reports the time from CREATE
+# EXTENSION to the first full reconciliation's end, against the minimum the limit allows
+# (users / 500 pages, at 100 pages a second), and the fake's count of 429 answers.
+#
+#   bench/worker_backfill.sh                 # 1,000,000 users
+#
+# Environment: CLERK_BENCH_USERS (default 1000000), CLERK_BENCH_PORT (default 5611; the fake
+# uses port + 50). A benchmark, not a test: the targets are printed, never enforced.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../test/lib.sh"
+
+users=${CLERK_BENCH_USERS:-1000000}
+port=${CLERK_BENCH_PORT:-5611}
+fake_port=$((port + 50))
+dir=$(new_pg_dir)
+cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fake_clerk_start "$fake_port" --users "$users" --rate-limit 1000/10 --cache-mb 0
+curl -s -X POST "http://127.0.0.1:$fake_port/__admin/warm" -d "{\"scenario\":\"users=$users\"}" >/dev/null
+cluster_start "$dir" "$port" "clerk_sync.database = 'postgres'" "clerk_sync.sync_interval = 1" \
+    "clerk_sync.api_url = 'http://127.0.0.1:$fake_port/v1'" "clerk_sync.secret_key = 'sk_live_bench'" \
+    "autovacuum = off" "max_wal_size = '8GB'" "shared_buffers = '1GB'"
+psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
+curl -s -X POST "http://127.0.0.1:$fake_port/__admin/reset" >/dev/null
+
+t0=$(date +%s.%N)
+psql_q -c "CREATE EXTENSION clerk_sync" -c "INSERT INTO clerk.tiers VALUES ('gold', 5)"
+until [ "$(psql_q -c "SELECT count(*) FROM clerk.sync_runs WHERE kind = 'full' AND status = 'succeeded'")" = 1 ]; do
+    sleep 0.5
+done
+t1=$(date +%s.%N)
+psql_q -c "SELECT 'run: ' || synced || ' synced, ' || skipped || ' skipped, ' || pages || ' pages, ' || requests || ' requests, ' || rate_limited || ' answered 429, ' || round(extract(epoch FROM finished_at - started_at)::numeric, 1) || ' s' FROM clerk.sync_runs WHERE kind = 'full'"
+stats=$(curl -s "http://127.0.0.1:$fake_port/__admin/stats")
+elapsed=$(echo "$t1 - $t0" | bc -l)
+minimum=$(echo "$users / 500 / 100" | bc -l)
+printf 'users: %d; worker: %.1f s; minimum at 1000 requests / 10 s: %.1f s; ratio %.2f (target <= 1.1)\n' \
+    "$users" "$elapsed" "$minimum" "$(echo "$elapsed / $minimum" | bc -l)"
+printf '429 answers from the fake: %s (target: 0)\n' "$(node -e 'const s=JSON.parse(process.argv[1]);console.log(s.by_status["429"]||0)' "$stats")"
