@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { exec, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { newUserId, newMsgId, clerkUser, clerkEvent, deletedUser, svixHeaders, shuffle } from './clerk.mjs';
+import { newUserId, newMsgId, clerkUser, clerkEvent, deletedUser, svixHeaders, shuffle } from '../node/clerk.mjs';
 import { startForwarder, available, TIMEOUT_MS, DENO, EDGE_FUNCTION } from './forwarders.mjs';
 
 const env = process.env;

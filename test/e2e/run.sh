@@ -23,6 +23,7 @@ npm_ci() {
     fi
 }
 npm_ci "$HERE"
+npm_ci "$ROOT/test/node"   # the shared payload builders (test/node/clerk.mjs) import svix from there
 npm_ci "$ROOT/examples/node-forwarder"
 
 # Deno comes from the npm registry (the `deno` package ships the binary in a platform package).

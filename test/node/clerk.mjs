@@ -1,5 +1,5 @@
-// Clerk-shaped payloads and Svix signing for the end-to-end test (the builders of test/node, with
-// the same shapes: see the user.* examples in Clerk's webhook OpenAPI spec).
+// Clerk-shaped payloads and Svix signing, shared by test/node and test/e2e, with
+// the shapes of the user.* examples in Clerk's webhook OpenAPI spec.
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'svix';
 
