@@ -262,9 +262,12 @@ void on_launcher_exit(int, Datum) { launcher_detach(); }
 }  // namespace
 
 void define_worker_settings() {
-    DefineCustomStringVariable(
-        "clerk_sync.database", "The database the background worker keeps in sync.", nullptr,
-        &database_setting, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    // A postmaster-level setting can only be defined while preloading (later it is FATAL); the
+    // worker exists only then anyway.
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomStringVariable(
+            "clerk_sync.database", "The database the background worker keeps in sync.", nullptr,
+            &database_setting, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "clerk_sync.sync_interval", "How often the background worker runs (a delta sweep, or a full "
         "reconciliation when one is due); 0 disables its periodic runs.", nullptr,
