@@ -5,7 +5,8 @@
 #   3. test/node (deliveries signed by the official svix package, sent with the pg package),
 #   4. the fake Clerk API's own self-test (test/fake_clerk/selftest.mjs),
 #   5. test/worker.sh (the background worker on a real cluster with the fake Clerk),
-#   6. test/e2e (the Node forwarder and the Deno edge function over real HTTP, svix-signed).
+#   6. test/e2e (the Node forwarder and the Deno edge function over real HTTP, svix-signed),
+#   7. test/ratelimit_concurrency.sh (pgbench clients racing for the quotas).
 # As root, the servers run as the "postgres" OS user. Exit status: 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,7 @@ suite node bash test/node/run.sh
 suite fake_clerk node --test test/fake_clerk/selftest.mjs
 suite worker bash test/worker.sh
 suite e2e bash test/e2e/run.sh
+suite ratelimit_concurrency bash test/ratelimit_concurrency.sh
 
 echo
 echo "$passed passed, $failed failed"
