@@ -106,6 +106,14 @@ SELECT test.differences(users) AS differences FROM test.small;
 SELECT pages, rate_limited > 0 AS rate_limited, requests = pages + rate_limited AS only_429s_repeated FROM clerk.sync_runs;
 RESET clerk_sync.page_size;
 
+-- A user that cannot be stored (the fake serves one without created_at) counts as failed, with a
+-- WARNING; the rest of its page is applied, and no deletion runs after such a pass.
+SELECT test.reset(), test.scenario('users=50,seed=7');
+SELECT synced, skipped, failed, deleted, total FROM clerk_sync_all();
+SELECT count(*) AS stored FROM clerk.users;
+SELECT failed, detail FROM clerk.sync_runs;
+RESET clerk_sync.page_size;
+
 -- Clerk's refusals fail at once with Clerk's own code and message; the run rolls back entirely.
 SELECT test.reset(), test.scenario('status=401');
 SELECT test.try('SELECT total FROM clerk_sync_all()') AS unauthorized;

@@ -12,6 +12,10 @@ cp -r Makefile clerk_sync.control sql expected test "$out/"
 fake_clerk_start 5580 --users 1000
 # The fake's users, for sql/sync.sql to check the backfill against (read with pg_read_file).
 fake_clerk_dump http://127.0.0.1:5580/v1 >"$out/dataset.json"
+# A scenario with a user that cannot be stored (no created_at), for sql/sync.sql.
+broken=$(fake_clerk_dump "http://127.0.0.1:5580/s/users=50,seed=7/v1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[10].id))')
+curl -sf -X POST http://127.0.0.1:5580/__admin/users -H 'content-type: application/json' \
+    -d "{\"scenario\":\"users=50,seed=7\",\"upsert\":[{\"id\":\"$broken\",\"created_at\":null}]}" >/dev/null
 [ "$(id -u)" = 0 ] && chown -R postgres: "$out"
 status=0
 run_pg env CLERK_REGRESS_DATASET="$out/dataset.json" make -C "$out" -s installcheck REGRESS_OUT="$out" || status=$?
