@@ -28,7 +28,9 @@ cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cluster_start "$dir" "$port" "clerk_sync.secret_key = 'sk_test_bench'" \
+# The fake answers without a rate limit here; the shared budget (100 requests / 10 s for an
+# sk_test_ key) is lifted so that the database, not the budget, sets the pace.
+cluster_start "$dir" "$port" "clerk_sync.secret_key = 'sk_test_bench'" "clerk_sync.rate_budget = 100000" \
     "clerk_sync.api_url = 'http://127.0.0.1:$fake_port/v1'" \
     "autovacuum = off" "max_wal_size = '8GB'" "shared_buffers = '1GB'"
 fake_clerk_start "$fake_port" --users "$users"
