@@ -112,16 +112,12 @@ SyncResult sync_all(bool delete_missing_users) {
     std::string detail;
     if (progress.using_offset)
         detail = "the server refused the starting_after cursor; paged by offset. ";
-    if (delete_missing_users && c.failed > 0) {
-        detail += "missing users not deleted: " + std::to_string(c.failed) + " users could not be stored";
-        warning("clerk_sync_all: " + detail,
-                "A user that cannot be stored might be deleted as missing, so deletion is skipped.");
-    } else if (delete_missing_users) {
-        MissingUsers m = delete_missing(max_delete_fraction());
-        c.deleted = m.deleted;
-        if (m.missing > 0 && m.deleted == 0)
-            detail += "deletion refused: " + std::to_string(m.missing) + " of " + std::to_string(m.total) +
-                      " users missing from Clerk, more than clerk_sync.max_delete_fraction";
+    if (delete_missing_users) {
+        std::string deletions = finish_pass_deletions(c);
+        if (c.failed > 0)
+            warning("clerk_sync_all: " + deletions,
+                    "A user that cannot be stored might be deleted as missing, so deletion is skipped.");
+        detail += deletions;
     }
     result.elapsed_s = seconds_since_start();
     c.requests = progress.requests;

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstring>
 
+#include "settings.hpp"
 #include "pg_boundary.hpp"
 
 extern "C" {
@@ -257,6 +258,17 @@ void finish_sync_run(int64_t run_id, const char *status, const SyncCounts &count
         };
         run(finish_run, params.data(), static_cast<int>(params.size()));
     });
+}
+
+std::string finish_pass_deletions(SyncCounts &counts, const std::string &pass_start) {
+    if (counts.failed > 0)
+        return "missing users not deleted: " + std::to_string(counts.failed) + " users could not be stored";
+    MissingUsers m = delete_missing(max_delete_fraction(), pass_start);
+    counts.deleted = m.deleted;
+    if (m.missing > 0 && m.deleted == 0)
+        return "deletion refused: " + std::to_string(m.missing) + " of " + std::to_string(m.total) +
+               " users missing from Clerk, more than clerk_sync.max_delete_fraction";
+    return {};
 }
 
 }  // namespace clerk_sync

@@ -30,6 +30,11 @@ StoreCounts store_users(const std::vector<UserRow> &users, const std::vector<std
 // Deletes one user and keeps a tombstone (clerk._delete_user); returns applied or stale.
 std::string delete_user(const std::string &user_id);
 
+struct SyncCounts {
+    int64_t synced = 0, skipped = 0, failed = 0, deleted = 0, pages = 0;
+    int64_t requests = 0, rate_limited = 0;  // Clerk API requests sent, and 429s among them
+};
+
 struct MissingUsers {
     int64_t deleted = 0;  // 0 when refused by the max_delete_fraction circuit breaker
     int64_t missing = 0;  // users not seen by this pass
@@ -40,11 +45,13 @@ struct MissingUsers {
 // `pass_start` as text, or empty for this transaction's start (a pass in one transaction).
 MissingUsers delete_missing(double max_fraction, const std::string &pass_start = {});
 
+// The end of a complete full pass (clerk_sync_all or the worker's): deletes the users it did not
+// see (delete_missing), unless some users could not be stored (one of them might be deleted as
+// missing). Sets counts.deleted; returns what the run's record should say, empty if nothing.
+std::string finish_pass_deletions(SyncCounts &counts, const std::string &pass_start = {});
+
 // A row of clerk.sync_runs: begun (taking the database's sync lock, 55P03 if taken) and finished.
-struct SyncCounts {
-    int64_t synced = 0, skipped = 0, failed = 0, deleted = 0, pages = 0;
-    int64_t requests = 0, rate_limited = 0;  // Clerk API requests sent, and 429s among them
-};
+
 int64_t begin_sync_run(const char *kind);
 void finish_sync_run(int64_t run_id, const char *status, const SyncCounts &counts,
                      const std::string &error, const std::string &detail);

@@ -188,15 +188,8 @@ bool run(const RunPlan &plan) {
 
         std::string detail;
         in_transaction([&] {
-            if (full && c.failed == 0) {
-                MissingUsers m = delete_missing(max_delete_fraction(), plan.pass_started_at);
-                c.deleted = m.deleted;
-                if (m.missing > 0 && m.deleted == 0)
-                    detail = "deletion refused: " + num(m.missing) + " of " + num(m.total) +
-                             " users missing from Clerk, more than clerk_sync.max_delete_fraction";
-            } else if (full) {
-                detail = "missing users not deleted: " + num(c.failed) + " users could not be stored";
-            }
+            if (full)
+                detail = finish_pass_deletions(c, plan.pass_started_at);
             std::string newest = newest_ms ? num(newest_ms) : std::string();
             exec("SELECT clerk._worker_end($1, timestamptz 'epoch' + $2::bigint * interval '1 ms', $3::interval)",
                  {plan.kind.c_str(), newest_ms ? newest.c_str() : nullptr,
