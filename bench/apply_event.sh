@@ -349,7 +349,6 @@ for (( r = 1; r <= runs; r++ )); do
     echo "$line ev/s"
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo
 echo "Medians over $runs runs, $events events each ($users user.created + $updates user.updated), events/s:"

@@ -136,7 +136,6 @@ for (( r = 1; r <= runs; r++ )); do
     echo "$line tps"
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo
 echo "Medians over $runs runs of ${seconds} s, $users users, transactions/s (one call per transaction):"

@@ -100,7 +100,6 @@ sync_with_memory() {
     echo "$(echo "$t1 - $t0" | bc -l) $peak $start"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 sync_times=() floor_times=() peaks=()
 for r in $(seq 1 "$runs"); do

@@ -98,3 +98,9 @@ fake_clerk_dump() {
         }
         process.stdout.write(JSON.stringify(all));' "$1"
 }
+
+# median: the median of the numbers read one per line (or space-separated) on standard input.
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -g |
+        awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
