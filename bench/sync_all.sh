@@ -114,7 +114,7 @@ for r in $(seq 1 "$runs"); do
 done
 ms=$(printf '%s\n' "${sync_times[@]}" | median)
 mf=$(printf '%s\n' "${floor_times[@]}" | median)
-mp=$(printf '%s\n' "${peaks[@]}" | median)
+mp=$(printf "%s\n" "${peaks[@]}" | median); mp=${mp%.*}
 echo
 printf 'users: %d, runs: %d (medians)\n' "$users" "$runs"
 printf '  clerk_sync_all : %8.0f users/s  (%.2f s, including HTTP from the fake)\n' "$(echo "$users / $ms" | bc -l)" "$ms"
