@@ -206,7 +206,7 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
         if (hooks_.interrupted && hooks_.interrupted())
             throw Error(ErrorKind::interrupted, "interrupted before a Clerk API request");
         if (hooks_.before_request)
-            hooks_.before_request();
+            hooks_.before_request(hooks_.interrupted);
         Attempt a = perform(url);
         if (a.code == CURLE_ABORTED_BY_CALLBACK)
             throw Error(ErrorKind::interrupted, "Clerk API request interrupted");

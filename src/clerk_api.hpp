@@ -28,7 +28,9 @@ struct ApiConfig {
 struct ApiHooks {
     std::function<bool()> interrupted;               // true: abandon the request (query cancel)
     std::function<void(const std::string &)> log;    // retries and waits, for the server log
-    std::function<void()> before_request;            // waits for a turn in a shared rate budget
+    // waits for a turn in a shared rate budget, giving up when its argument (the client's
+    // `interrupted`) turns true
+    std::function<void(const std::function<bool()> &)> before_request;
     std::function<void(long)> on_rate_limited;       // a 429 with its Retry-After, in seconds
 };
 

@@ -212,7 +212,7 @@ ApiHooks budget_hooks(const std::string &secret_key, std::function<bool()> inter
     hooks.interrupted = interrupted;
     if (shared) {
         long budget = requests_per_10s_for(secret_key);
-        hooks.before_request = [budget, interrupted] { wait_for_turn(budget, interrupted); };
+        hooks.before_request = [budget](const std::function<bool()> &stop) { wait_for_turn(budget, stop); };
         hooks.on_rate_limited = [](long seconds) { pause_everyone(seconds); };
     }
     return hooks;
