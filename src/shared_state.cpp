@@ -137,8 +137,10 @@ void pause_everyone(long retry_after_s) {
 
 WorkerStatus worker_status() {
     WorkerStatus s;
-    if (!shared)
+    if (!shared) {
+        s.state = "not running: clerk_sync is not in shared_preload_libraries";
         return s;
+    }
     SpinLockAcquire(&shared->mutex);
     s.launcher_pid = shared->launcher_pid;
     s.run_pid = shared->run_pid;
