@@ -591,11 +591,11 @@ BEGIN
 END
 $$;
 
--- The rate limiter: consumes `p_cost` (or, with p_cost = 0, only reports). Atomic: the window's
--- lazy reset, the limit check and the increment are one UPDATE of the user's row, so concurrent
--- callers queue on the row lock and each sees the count the previous one left; a denied call
--- changes nothing. The tier is read at every call, so a tier change applies at once and keeps
--- the usage so far.
+-- The rate limiter's slow path, for everything clerk_rate_limit_consume's one UPDATE did not
+-- admit, and for clerk_rate_limit_check (p_cost = 0): validates the input, reports a known user's
+-- state (a denial: limit_exceeded), makes a missing rate-limit row, fetches an unknown user from
+-- Clerk, and applies clerk_sync.unknown_user_policy. Once the row or the user exists, the call
+-- starts again from the public function, so that the admitting UPDATE stays in one place.
 CREATE FUNCTION clerk._rate_limit(p_user_id text, p_cost int,
                                   OUT allowed boolean, OUT used int, OUT daily_limit int,
                                   OUT remaining int, OUT reset_at timestamptz, OUT tier text,
@@ -607,6 +607,7 @@ AS $$
 DECLARE
     w record;
     found_user text;
+    has_row boolean;
 BEGIN
     IF coalesce(p_user_id, '') = '' THEN
         RAISE EXCEPTION 'clerk_sync: user_id must not be NULL or empty' USING ERRCODE = '22023';
@@ -622,52 +623,39 @@ BEGIN
                                                  current_setting('clerk_sync.rate_limit_timezone'));
     reset_at := w.reset_at;
 
-    FOR attempt IN 1..2 LOOP
-        IF p_cost > 0 THEN
-            UPDATE clerk.rate_limits r
-               SET message_count = CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END + p_cost,
-                   last_reset_at = greatest(r.last_reset_at, w.window_start),
-                   updated_at = now()
-              FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
-             WHERE r.user_id = p_user_id AND u.id = p_user_id
-               AND (t.daily_limit IS NULL
-                    OR CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END + p_cost <= t.daily_limit)
-            RETURNING true, r.message_count, t.daily_limit, t.daily_limit - r.message_count, t.name
-                 INTO allowed, used, daily_limit, remaining, tier;
-            IF FOUND THEN
-                RETURN;
-            END IF;
-        END IF;
-
-        -- Not admitted (or only asked): report the user's state, if the user is known.
-        SELECT u.id, CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE coalesce(r.message_count, 0) END,
-               t.daily_limit, u.tier
-          INTO found_user, used, daily_limit, tier
-          FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
-          LEFT JOIN clerk.rate_limits r ON r.user_id = u.id
-         WHERE u.id = p_user_id;
-        IF found_user IS NOT NULL THEN
-            IF NOT EXISTS (SELECT FROM clerk.rate_limits WHERE user_id = p_user_id) THEN
-                -- every user has its row; should one be missing, make it and try again
-                INSERT INTO clerk.rate_limits (user_id) VALUES (p_user_id) ON CONFLICT DO NOTHING;
-                CONTINUE;
-            END IF;
-            remaining := greatest(daily_limit - used, 0);
-            allowed := p_cost = 0 AND (daily_limit IS NULL OR used < daily_limit);
-            reason := CASE WHEN allowed THEN NULL ELSE 'limit_exceeded' END;
-            RETURN;
-        END IF;
-
-        -- Unknown user: ask Clerk (once), then apply the limit to what it said.
-        EXIT WHEN attempt = 2;
+    SELECT u.id, CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END,
+           t.daily_limit, u.tier, r.user_id IS NOT NULL
+      INTO found_user, used, daily_limit, tier, has_row
+      FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
+      LEFT JOIN clerk.rate_limits r ON r.user_id = u.id
+     WHERE u.id = p_user_id;
+    IF found_user IS NOT NULL AND has_row THEN
+        -- a known user whose call does not fit (or who is only asked about)
+        remaining := greatest(daily_limit - used, 0);
+        allowed := p_cost = 0 AND (daily_limit IS NULL OR used < daily_limit);
+        reason := CASE WHEN allowed THEN NULL ELSE 'limit_exceeded' END;
+        RETURN;
+    ELSIF found_user IS NOT NULL THEN
+        -- every user has its row; should one be missing, make it
+        INSERT INTO clerk.rate_limits (user_id) VALUES (p_user_id) ON CONFLICT DO NOTHING;
+        reason := 'found';
+    ELSE
+        -- an unknown user: ask Clerk
         reason := clerk._fetch_missing_user(p_user_id);
-        EXIT WHEN reason <> 'found';
-        reason := NULL;
-    END LOOP;
+    END IF;
+    IF reason = 'found' THEN
+        IF p_cost > 0 THEN
+            SELECT * INTO allowed, used, daily_limit, remaining, reset_at, tier, reason
+              FROM @extschema@.clerk_rate_limit_consume(p_user_id, p_cost);
+        ELSE
+            SELECT * INTO allowed, used, daily_limit, remaining, reset_at, tier, reason
+              FROM @extschema@.clerk_rate_limit_check(p_user_id);
+        END IF;
+        RETURN;
+    END IF;
 
     -- Never fail open silently: deny, unless the policy admits unknown users under FREE limits,
     -- counting their usage until they appear.
-    reason := coalesce(reason, 'unknown_user');
     tier := 'FREE';
     daily_limit := (SELECT t.daily_limit FROM clerk.tiers t WHERE t.name = 'FREE');
     IF current_setting('clerk_sync.unknown_user_policy') = 'deny' THEN
@@ -700,9 +688,12 @@ BEGIN
 END
 $$;
 
--- Consumes `cost` messages of the user's daily quota if they fit; see clerk._rate_limit. The
--- common case, an admitted call, is this function's one UPDATE (the same as clerk._rate_limit's);
--- anything else (a denial, an unknown user, a missing row, a bad cost) goes to clerk._rate_limit.
+-- Consumes `cost` messages of the user's daily quota if they fit. Atomic: the window's lazy reset,
+-- the limit check and the increment are one UPDATE of the user's row, so concurrent callers queue
+-- on the row lock and each sees the count the previous one left; a denied call changes nothing.
+-- The tier is read at every call, so a tier change applies at once and keeps the usage so far.
+-- Anything this UPDATE does not admit (a denial, an unknown user, a missing row, a bad input)
+-- goes to clerk._rate_limit.
 CREATE FUNCTION clerk_rate_limit_consume(user_id text, cost int DEFAULT 1,
                                          OUT allowed boolean, OUT used int, OUT daily_limit int,
                                          OUT remaining int, OUT reset_at timestamptz, OUT tier text,
@@ -723,7 +714,9 @@ BEGIN
       FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier,
            clerk.rate_limit_window(statement_timestamp(), current_setting('clerk_sync.rate_limit_timezone')) w
      WHERE r.user_id = clerk_rate_limit_consume.user_id AND u.id = r.user_id
-       AND CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END + cost <= t.daily_limit
+       AND (CASE WHEN r.last_reset_at < w.window_start THEN 0 ELSE r.message_count END + cost <= t.daily_limit
+            -- unlimited, but never a cost above every limit (clerk._rate_limit refuses it)
+            OR (t.daily_limit IS NULL AND cost <= (SELECT max(m.daily_limit) FROM clerk.tiers m)))
     RETURNING true, r.message_count, t.daily_limit, t.daily_limit - r.message_count, w.reset_at, t.name, NULL
          INTO allowed, used, daily_limit, remaining, reset_at, tier, reason;
     IF NOT FOUND THEN

@@ -101,6 +101,11 @@ SET clerk_sync.fetch_missing_users = off;
 SELECT allowed, reason FROM test.unknown, clerk_rate_limit_consume('user_not_fetched');
 RESET clerk_sync.fetch_missing_users;
 
+-- A user whose rate-limit row went missing gets it back, and the call is limited as usual.
+DELETE FROM clerk.rate_limits WHERE user_id = 'rl_ent';
+SELECT allowed, used, daily_limit, tier FROM clerk_rate_limit_consume('rl_ent', 7);
+SELECT message_count FROM clerk.rate_limits WHERE user_id = 'rl_ent';
+
 -- The administrator's reset.
 SELECT allowed, used, remaining FROM clerk_rate_limit_reset('rl_pro');
 
