@@ -255,8 +255,9 @@ ON CONFLICT (id) DO UPDATE
        public_metadata = excluded.public_metadata, raw = excluded.raw,
        clerk_created_at = excluded.clerk_created_at, clerk_updated_at = excluded.clerk_updated_at,
        synced_at = now(), updated_at = now();
-INSERT INTO clerk.rate_limits (user_id)
-SELECT id FROM bench.rows WHERE n = (SELECT currval('bench.seq'))
+INSERT INTO clerk.rate_limits (user_id, tier, daily_limit)
+SELECT r.id, r.tier, t.daily_limit FROM bench.rows r JOIN clerk.tiers t ON t.name = r.tier
+ WHERE r.n = (SELECT currval('bench.seq'))
 ON CONFLICT (user_id) DO NOTHING;
 END;
 SQL

@@ -65,7 +65,9 @@ ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.fir
     tier = excluded.tier, public_metadata = excluded.public_metadata, raw = excluded.raw,
     clerk_created_at = excluded.clerk_created_at, clerk_updated_at = excluded.clerk_updated_at,
     synced_at = now(), updated_at = now();
-INSERT INTO clerk.rate_limits (user_id) SELECT id FROM clerk.users ON CONFLICT DO NOTHING;"
+INSERT INTO clerk.rate_limits (user_id, tier, daily_limit)
+SELECT u.id, u.tier, t.daily_limit FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
+ON CONFLICT DO NOTHING;"
 
 # seconds SQL: wall time of one statement list, in seconds.
 seconds() {

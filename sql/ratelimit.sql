@@ -33,6 +33,8 @@ SELECT allowed, used, remaining, reason FROM clerk_rate_limit_consume('rl_pro', 
 -- Unlimited (daily_limit NULL): always admitted, usage still counted.
 SELECT allowed, used, daily_limit, remaining, tier FROM clerk_rate_limit_consume('rl_ent', 1000);
 SELECT allowed, used, daily_limit, remaining, tier FROM clerk_rate_limit_consume('rl_ent', 1000);
+-- ... even a cost above every finite limit (for any other tier, an error: see the bad inputs)
+SELECT allowed, used, daily_limit, remaining, tier FROM clerk_rate_limit_consume('rl_ent', 5000);
 -- check: the same row, consuming nothing
 SELECT allowed, used, daily_limit, remaining, tier, reason FROM clerk_rate_limit_check('rl_free');
 SELECT allowed, used, remaining FROM clerk_rate_limit_check('rl_pro');
@@ -47,14 +49,15 @@ SELECT message_count, last_reset_at = (test.next_midnight() - interval '1 day') 
 
 -- Windows follow the zone's midnight, DST included: 23- and 25-hour days.
 SET timezone = 'UTC';
-SELECT tz, at, w.window_start, w.reset_at, w.reset_at - w.window_start AS length
+SELECT tz, at, window_start, reset_at, reset_at - window_start AS length
   FROM (VALUES ('UTC', '2026-03-08 12:00:00+00'::timestamptz),
                ('Asia/Kolkata', '2026-03-08 20:00:00+00'),    -- already the 9th in India
                ('America/New_York', '2026-03-08 12:00:00+00'), -- spring forward: 23 hours
                ('America/New_York', '2026-11-01 12:00:00+00'), -- fall back: 25 hours
                ('Europe/Berlin', '2026-03-29 00:30:00+00'))    -- the 29th started at 23:00 UTC
        AS t(tz, at),
-       LATERAL clerk.rate_limit_window(at, tz) AS w
+       LATERAL (SELECT clerk.rate_limit_window_start(at, tz), clerk.rate_limit_reset_at(at, tz))
+               AS w(window_start, reset_at)
  ORDER BY tz, at;
 SET clerk_sync.rate_limit_timezone = 'Asia/Kolkata';
 SELECT reset_at = test.next_midnight('Asia/Kolkata') AS resets_at_india_midnight,
@@ -73,6 +76,18 @@ UPDATE clerk.tiers SET daily_limit = 10 WHERE name = 'FREE';
 SELECT clerk_apply_event(test.event('user.updated', test.user_json('rl_free', 1700000000000, 'free@example.com',
                                                                    metadata => '{"tier": "MAXX"}'))::jsonb);
 SELECT allowed, used, daily_limit, remaining, tier FROM clerk_rate_limit_consume('rl_free');
+-- ... and so does an administrator's edit of the user, and a tier renamed with a new limit.
+UPDATE clerk.users SET tier = 'PRO' WHERE id = 'rl_free';
+SELECT allowed, used, daily_limit, remaining, tier FROM clerk_rate_limit_consume('rl_free');
+UPDATE clerk.tiers SET name = 'PRO_PLUS', daily_limit = 150 WHERE name = 'PRO';
+SELECT allowed, used, daily_limit, remaining, tier FROM clerk_rate_limit_consume('rl_free');
+UPDATE clerk.tiers SET name = 'PRO', daily_limit = 100 WHERE name = 'PRO_PLUS';
+SELECT clerk_apply_event(test.event('user.updated', test.user_json('rl_free', 1700000000001, 'free@example.com',
+                                                                   metadata => '{"tier": "FREE"}'))::jsonb);
+-- The limiter's copy of every user's tier and limit equals clerk.users and clerk.tiers.
+SELECT count(*) AS copies_out_of_date
+  FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier JOIN clerk.rate_limits r ON r.user_id = u.id
+ WHERE r.tier <> u.tier OR r.daily_limit IS DISTINCT FROM t.daily_limit;
 
 -- An unknown user is fetched from Clerk (the fake), stored, then limited.
 CREATE TABLE test.unknown AS
@@ -118,6 +133,10 @@ SELECT test.try($$SELECT allowed FROM clerk_rate_limit_consume('rl_pro', NULL)$$
        test.try($$SELECT allowed FROM clerk_rate_limit_consume('rl_pro', 1001)$$) AS cost_above_every_limit;
 SELECT test.try($$SELECT allowed FROM clerk_rate_limit_check('')$$) AS check_empty_id;
 SELECT message_count FROM clerk.rate_limits WHERE user_id = 'rl_pro';
+
+SELECT count(*) AS copies_out_of_date
+  FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier JOIN clerk.rate_limits r ON r.user_id = u.id
+ WHERE r.tier <> u.tier OR r.daily_limit IS DISTINCT FROM t.daily_limit;
 
 -- Privileges: an application role granted EXECUTE on consume/check needs nothing else.
 CREATE ROLE regress_app LOGIN;
