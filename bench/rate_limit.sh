@@ -2,11 +2,11 @@
 # Benchmark: clerk_rate_limit_consume(user_id) throughput against the floor, a bare single-row
 # UPDATE ... RETURNING of the same counter in the same table.
 #
-#   bench/rate_limit.sh               # 10,000 users, 5 runs of 10 s per measurement, port 5581
+#   bench/rate_limit.sh               # 10,000 users, 7 runs of 10 s per measurement, port 5581
 #
 # Environment:
 #   CLERK_BENCH_USERS    number of users (default 10000), each call picks one at random
-#   CLERK_BENCH_RUNS     repetitions of each measurement (default 5); medians are reported
+#   CLERK_BENCH_RUNS     repetitions of each measurement (default 7); medians are reported
 #   CLERK_BENCH_SECONDS  duration of each measurement, pgbench -T (default 10)
 #   CLERK_BENCH_PORT     port of the throwaway cluster (default 5581)
 #
@@ -31,7 +31,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../test/lib.sh"
 
 users=${CLERK_BENCH_USERS:-10000}
-runs=${CLERK_BENCH_RUNS:-5}
+runs=${CLERK_BENCH_RUNS:-7}
 seconds=${CLERK_BENCH_SECONDS:-10}
 port=${CLERK_BENCH_PORT:-5581}
 for v in users runs seconds port; do
@@ -123,6 +123,8 @@ run_phase() {
 for kind in consume floor; do run_phase "$kind" 2 2; done
 
 declare -A results   # results[kind,clients] = space-separated tps of each run
+declare -A ratios    # ratios[clients] = space-separated floor/consume of each run
+declare -A this_run  # this_run[kind] = tps of this run's measurement
 for (( r = 1; r <= runs; r++ )); do
     if (( r % 2 )); then order="consume floor"; else order="floor consume"; fi
     line="run $r/$runs:"
@@ -130,20 +132,26 @@ for (( r = 1; r <= runs; r++ )); do
         for kind in $order; do
             run_phase "$kind" "$c" "$seconds"
             results[$kind,$c]+="$phase_tps "
+            this_run[$kind]=$phase_tps
             line+=$(printf '  %s c%d %7d' "$kind" "$c" "$phase_tps")
         done
+        ratio=$(awk -v f="${this_run[floor]}" -v a="${this_run[consume]}" 'BEGIN {printf "%.2f", f / a}')
+        ratios[$c]+="$ratio "
+        line+=$(printf ' (%.2fx)' "$ratio")
     done
     echo "$line tps"
 done
 
 
 echo
+# The ratio reported is the median of each run's ratio: a run measures both statements back to
+# back, so a drift of the shared machine's speed between runs cancels out of it.
 echo "Medians over $runs runs of ${seconds} s, $users users, transactions/s (one call per transaction):"
 printf '  %-8s %12s %12s %14s   %s\n' clients consume floor floor/consume target
 for c in 1 2; do
     a=$(median <<<"${results[consume,$c]}")
     f=$(median <<<"${results[floor,$c]}")
-    ratio=$(awk -v a="$a" -v f="$f" 'BEGIN {printf "%.2f", f / a}')
+    ratio=$(median <<<"${ratios[$c]}")
     verdict=$(awk -v r="$ratio" 'BEGIN {print (r <= 1.5) ? "<= 1.5 met" : "<= 1.5 NOT met"}')
     printf '  %-8s %12s %12s %13sx   %s\n' "$c" "$a" "$f" "$ratio" "$verdict"
 done
