@@ -16,6 +16,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../test/lib.sh"
+# shellcheck source=bench/floor.sh
+. "$here/floor.sh"
 
 users=${CLERK_BENCH_USERS:-100000}
 runs=${CLERK_BENCH_RUNS:-3}
@@ -40,43 +42,9 @@ psql_q -c "CREATE EXTENSION clerk_sync" -c "INSERT INTO clerk.tiers VALUES ('gol
 fake_clerk_dump "http://127.0.0.1:$fake_port/v1" >/dev/null
 
 echo "loading the same pages into bench.pages for the floor..."
-psql_q -c "CREATE SCHEMA bench; CREATE TABLE bench.pages (n serial, body jsonb)"
-fake_clerk_dump "http://127.0.0.1:$fake_port/v1" |
-    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);
-             for(let i=0;i<a.length;i+=500)console.log(JSON.stringify(a.slice(i,i+500)).replace(/\\/g,"\\\\"));})' |
-    psql_q -c "COPY bench.pages (body) FROM STDIN"
+floor_load_pages "http://127.0.0.1:$fake_port/v1"
 
 reset_sql="TRUNCATE clerk.users, clerk.rate_limits, clerk.deleted_users, clerk.sync_runs CASCADE; CHECKPOINT"
-
-# The floor: the same mapping (primary email, tier, timestamps), in one statement per table.
-floor_sql="
-INSERT INTO clerk.users AS u (id, email, first_name, last_name, username, image_url, tier,
-                              public_metadata, raw, clerk_created_at, clerk_updated_at)
-SELECT x->>'id', e.email, x->>'first_name', x->>'last_name', x->>'username', x->>'image_url',
-       coalesce((SELECT name FROM clerk.tiers WHERE name = x->'public_metadata'->>'tier'), 'FREE'),
-       coalesce(x->'public_metadata', '{}'), x,
-       timestamptz 'epoch' + (x->>'created_at')::bigint * interval '1 ms',
-       timestamptz 'epoch' + (x->>'updated_at')::bigint * interval '1 ms'
-  FROM bench.pages p, jsonb_array_elements(p.body) x,
-       LATERAL (SELECT a->>'email_address' AS email FROM jsonb_array_elements(x->'email_addresses') a
-                 WHERE a->>'id' = x->>'primary_email_address_id') e
-ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
-    last_name = excluded.last_name, username = excluded.username, image_url = excluded.image_url,
-    tier = excluded.tier, public_metadata = excluded.public_metadata, raw = excluded.raw,
-    clerk_created_at = excluded.clerk_created_at, clerk_updated_at = excluded.clerk_updated_at,
-    synced_at = now(), updated_at = now();
-INSERT INTO clerk.rate_limits (user_id, tier, daily_limit)
-SELECT u.id, u.tier, t.daily_limit FROM clerk.users u JOIN clerk.tiers t ON t.name = u.tier
-ON CONFLICT DO NOTHING;"
-
-# seconds SQL: wall time of one statement list, in seconds.
-seconds() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    psql_q -c "$1" >/dev/null
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
 
 # sync_with_memory: runs clerk_sync_all() while sampling the backend's RssAnon; prints
 # "seconds peak_rss_anon_kb start_rss_anon_kb".
@@ -109,7 +77,7 @@ for r in $(seq 1 "$runs"); do
     read -r s peak start < <(sync_with_memory)
     sync_times+=("$s"); peaks+=("$((peak - start))")
     psql_q -c "$reset_sql"
-    f=$(seconds "$floor_sql")
+    f=$(floor_seconds)
     floor_times+=("$f")
     printf 'run %d: clerk_sync_all %.2f s (%.0f users/s, +%d MB RssAnon), floor %.2f s (%.0f users/s)\n' \
         "$r" "$s" "$(echo "$users / $s" | bc -l)" "$((peak / 1024 - start / 1024))" "$f" "$(echo "$users / $f" | bc -l)"

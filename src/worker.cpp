@@ -48,6 +48,7 @@ int sync_interval_setting = 300;       // s; 0: no periodic runs
 int full_sync_interval_setting = 86400;
 int delta_overlap_setting = 60;        // s
 int run_retention_setting = 30;        // days
+int inbox_retention_setting = 30;      // days; 0: keep every delivery
 
 constexpr int kMaxBackoffFactor = 12;  // failing runs wait up to 12 intervals (and at most 1 h)
 
@@ -191,9 +192,12 @@ bool run(const RunPlan &plan) {
             if (full)
                 detail = finish_pass_deletions(c, plan.pass_started_at);
             std::string newest = newest_ms ? num(newest_ms) : std::string();
-            exec("SELECT clerk._worker_end($1, timestamptz 'epoch' + $2::bigint * interval '1 ms', $3::interval)",
+            std::string inbox_retention = num(inbox_retention_setting) + " days";
+            exec("SELECT clerk._worker_end($1, timestamptz 'epoch' + $2::bigint * interval '1 ms', $3::interval, "
+                 "$4::interval)",
                  {plan.kind.c_str(), newest_ms ? newest.c_str() : nullptr,
-                  (num(run_retention_setting) + " days").c_str()});
+                  (num(run_retention_setting) + " days").c_str(),
+                  inbox_retention_setting ? inbox_retention.c_str() : nullptr});
             finish_sync_run(plan.run_id, "succeeded", c, {}, detail);
         });
         return true;
@@ -275,6 +279,10 @@ void define_worker_settings() {
     DefineCustomIntVariable(
         "clerk_sync.run_retention", "How long clerk.sync_runs keeps finished runs, in days.", nullptr,
         &run_retention_setting, 30, 1, 3650, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "clerk_sync.inbox_retention", "How long clerk.webhook_events keeps deliveries, in days; 0 keeps "
+        "them all.", nullptr,
+        &inbox_retention_setting, 30, 0, 3650, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 }
 
 void register_launcher() {

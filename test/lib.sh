@@ -99,6 +99,12 @@ fake_clerk_dump() {
         process.stdout.write(JSON.stringify(all));' "$1"
 }
 
+# TAP-style results for the scripted suites (the caller starts with passed=0 failed=0).
+ok()     { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/    /' <<<"$2"; return 0; }
+# check DESCRIPTION EXPECTED ACTUAL
+check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2"$'\n'"actual:   $3"; fi; }
+
 # median: the median of the numbers read one per line (or space-separated) on standard input.
 median() {
     tr ' ' '\n' | grep -v '^$' | sort -g |

@@ -24,8 +24,6 @@ port=${CLERK_RL_TEST_PORT:-5571}
 [[ $port =~ ^[1-9][0-9]*$ ]] || { echo "ratelimit_concurrency.sh: CLERK_RL_TEST_PORT must be a port number" >&2; exit 2; }
 
 passed=0 failed=0
-ok()     { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/#   /' <<<"$2"; return 0; }
 # is GOT WANT NAME: one assertion, comparing two strings.
 is() {
     if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3" "got: $1"$'\n'"expected: $2"; fi

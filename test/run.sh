@@ -6,7 +6,8 @@
 #   4. the fake Clerk API's own self-test (test/fake_clerk/selftest.mjs),
 #   5. test/worker.sh (the background worker on a real cluster with the fake Clerk),
 #   6. test/e2e (the Node forwarder and the Deno edge function over real HTTP, svix-signed),
-#   7. test/ratelimit_concurrency.sh (pgbench clients racing for the quotas).
+#   7. test/ratelimit_concurrency.sh (pgbench clients racing for the quotas),
+#   8. test/dump_restore.sh (pg_dump and pg_restore of a database using the extension).
 # As root, the servers run as the "postgres" OS user. Exit status: 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ suite() {  # suite NAME COMMAND...: runs one suite, shows its output, adds up it
             p=$(sed -nE 's/.*All ([0-9]+) tests passed.*/\1/p' "$log")
             f=$(sed -nE 's/.* ([0-9]+) of ([0-9]+) tests failed.*/\1/p' "$log")
             [ -n "$f" ] && p=$(( $(sed -nE 's/.* [0-9]+ of ([0-9]+) tests failed.*/\1/p' "$log") - f )) ;;
-        secrets|worker|ratelimit_concurrency)
+        secrets|worker|ratelimit_concurrency|dump_restore)
             p=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\1/p" "$log")
             f=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\2/p" "$log") ;;
         node|fake_clerk|e2e)
@@ -52,6 +53,7 @@ suite fake_clerk node --test test/fake_clerk/selftest.mjs
 suite worker bash test/worker.sh
 suite e2e bash test/e2e/run.sh
 suite ratelimit_concurrency bash test/ratelimit_concurrency.sh
+suite dump_restore bash test/dump_restore.sh
 
 echo
 echo "$passed passed, $failed failed"

@@ -12,13 +12,6 @@ dir=
 cleanup() { [ -n "$dir" ] && { cluster_stop "$dir"; rm -rf "$dir"; }; dir=; }
 trap cleanup EXIT
 
-check() {  # check DESCRIPTION EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then
-        passed=$((passed + 1)); echo "ok - $1"
-    else
-        failed=$((failed + 1)); echo "not ok - $1"; echo "    expected: $2"; echo "    actual:   $3"
-    fi
-}
 check_contains() {  # check_contains DESCRIPTION NEEDLE HAYSTACK
     case "$3" in *"$2"*) check "$1" "$2" "$2" ;; *) check "$1" "contains: $2" "$3" ;; esac
 }

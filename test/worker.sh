@@ -18,8 +18,6 @@ dir=$(new_pg_dir)
 cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && echo "    $2"; }
 sql() { run_pg psql -X -q -A -t -h "$dir" -p "$port" -U postgres -d "${DB:-workerdb}" -c "$1" 2>&1; }
 # wait_for DESCRIPTION SECONDS SQL: polls until SQL returns t
 wait_for() {
@@ -31,7 +29,6 @@ wait_for() {
     not_ok "$1" "not true after $2 s: $3"
     return 1
 }
-check() { [ "$2" = "$3" ] && ok "$1" || not_ok "$1" "expected [$2], got [$3]"; }
 admin() { curl -s -X POST "$base/__admin/users" -H 'content-type: application/json' -d "$1" >/dev/null; }
 reload_with() { sql "ALTER SYSTEM SET $1" >/dev/null; sql "SELECT pg_reload_conf()" >/dev/null; }
 runs_ok() { sql "SELECT count(*) FROM clerk.sync_runs WHERE status = 'succeeded'"; }
@@ -99,6 +96,25 @@ check "and no run happens meanwhile" "$before" "$(runs_ok)"
 check "clerk_sync_wakeup() still makes it run" t "$(sql "SELECT clerk_sync_wakeup()")"
 wait_for "the wakeup's run completes" 10 "SELECT count(*) > $before FROM clerk.sync_runs WHERE status = 'succeeded'"
 reload_with "clerk_sync.sync_interval = 1"
+
+echo "# the inbox keeps deliveries for clerk_sync.inbox_retention days (default 30; 0: all)"
+inbox_row() { echo "('$1', 'user.updated', now() - interval '$2 days', 'applied', '{}')"; }
+sql "INSERT INTO clerk.webhook_events (svix_id, event_type, received_at, outcome, payload)
+     VALUES $(inbox_row msg_31_days 31), $(inbox_row msg_29_days 29)" >/dev/null
+wait_for "a run prunes the deliveries older than 30 days and keeps the others" 10 \
+    "SELECT NOT EXISTS (SELECT FROM clerk.webhook_events WHERE svix_id = 'msg_31_days')
+        AND EXISTS (SELECT FROM clerk.webhook_events WHERE svix_id = 'msg_29_days')"
+reload_with "clerk_sync.inbox_retention = 0"
+# two runs ending after the reload: the second started after it
+before=$(runs_ok)
+wait_for "runs go on after a reload to inbox_retention = 0..." 10 "SELECT count(*) > $before + 1 FROM clerk.sync_runs WHERE status = 'succeeded'"
+sql "INSERT INTO clerk.webhook_events (svix_id, event_type, received_at, outcome, payload)
+     VALUES $(inbox_row msg_400_days 400)" >/dev/null
+before=$(runs_ok)
+wait_for "... and after a delivery 400 days old is added" 10 "SELECT count(*) > $before + 1 FROM clerk.sync_runs WHERE status = 'succeeded'"
+check "which they keep" t "$(sql "SELECT EXISTS (SELECT FROM clerk.webhook_events WHERE svix_id = 'msg_400_days')")"
+sql "DELETE FROM clerk.webhook_events WHERE svix_id LIKE 'msg\_%'" >/dev/null
+reload_with "clerk_sync.inbox_retention = 30"
 
 echo "# Clerk answering 500s: backoff and a recorded error, then recovery"
 reload_with "clerk_sync.api_url = '$base/s/$scenario,fail5xx=100/v1'"
