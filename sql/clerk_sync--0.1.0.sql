@@ -38,8 +38,8 @@ CREATE INDEX users_email_idx ON clerk.users (email);
 
 -- Every user row has its rate-limit row, written in the same transaction. The row carries a copy
 -- of the user's tier and of that tier's daily limit, so that the rate limiter's one UPDATE reads
--- nothing else (joining users and tiers cost it a third of its speed). The copy is made with the
--- row and kept current by the triggers below, on clerk.users and clerk.tiers: never edit it.
+-- nothing else (joining users and tiers made each call about a sixth slower). The copy is made
+-- with the row and kept current by triggers on clerk.users and clerk.tiers: never edit it.
 CREATE TABLE clerk.rate_limits (
     user_id       text PRIMARY KEY REFERENCES clerk.users (id) ON DELETE CASCADE,
     tier          text NOT NULL,                  -- = clerk.users.tier
@@ -759,8 +759,8 @@ $$;
 -- applies at the next call and keeps the usage so far. Anything this UPDATE does not admit (a
 -- denial, an unknown user, a missing row, a bad input) goes to clerk._rate_limit.
 -- This is the hot path: the UPDATE reads one row and nothing else, and the window is computed by
--- plain expressions before it (a join, a subquery or a function in its FROM cost a fifth of the
--- call in executor set-up alone).
+-- plain expressions before it (the joins, a subquery and a function in its FROM made each call
+-- about a fifth slower, mostly in executor set-up).
 CREATE FUNCTION clerk_rate_limit_consume(user_id text, cost int DEFAULT 1,
                                          OUT allowed boolean, OUT used int, OUT daily_limit int,
                                          OUT remaining int, OUT reset_at timestamptz, OUT tier text,

@@ -95,6 +95,20 @@ sleep 2.5
 check "and no run happens meanwhile" "$before" "$(runs_ok)"
 check "clerk_sync_wakeup() still makes it run" t "$(sql "SELECT clerk_sync_wakeup()")"
 wait_for "the wakeup's run completes" 10 "SELECT count(*) > $before FROM clerk.sync_runs WHERE status = 'succeeded'"
+
+echo "# a run's pages come over one keep-alive connection"
+reload_with "clerk_sync.page_size = 20"
+sleep 0.5   # the reload reaches the postmaster, which starts the next run
+# each stats request is a connection of its own (curl): one between the two readings
+fake_connections() { curl -s "$base/__admin/stats" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).connections))'; }
+connections_before=$(fake_connections)
+before=$(runs_ok)
+sql "SELECT clerk_sync_wakeup(true)" >/dev/null
+wait_for "a full pass in pages of 20 completes" 20 "SELECT count(*) > $before FROM clerk.sync_runs WHERE status = 'succeeded'"
+check "it took the 15 pages of the fake's 300 users" t \
+    "$(sql "SELECT pages >= 15 FROM clerk.sync_runs WHERE kind = 'full' ORDER BY id DESC LIMIT 1")"
+check "over one connection" 1 $(( $(fake_connections) - connections_before - 1 ))
+reload_with "clerk_sync.page_size = 500"
 reload_with "clerk_sync.sync_interval = 1"
 
 echo "# the inbox keeps deliveries for clerk_sync.inbox_retention days (default 30; 0: all)"
