@@ -146,6 +146,8 @@ ClerkClient::ClerkClient(ApiConfig config, ApiHooks hooks)
     curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!config_.ca_file.empty())
+        curl_easy_setopt(curl_, CURLOPT_CAINFO, config_.ca_file.c_str());
     curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, config_.connect_timeout_ms);
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, config_.request_timeout_ms);
     curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers_);
@@ -210,6 +212,12 @@ ApiResponse ClerkClient::get(const std::string &path_and_query) {
         Attempt a = perform(url);
         if (a.code == CURLE_ABORTED_BY_CALLBACK)
             throw Error(ErrorKind::interrupted, "Clerk API request interrupted");
+        // An untrusted certificate does not get better by asking again.
+        if (a.code == CURLE_PEER_FAILED_VERIFICATION || a.code == CURLE_SSL_CACERT_BADFILE)
+            throw Error(ErrorKind::api_unavailable, "the Clerk API's TLS certificate could not be verified",
+                        "GET " + path_and_query + ": " + a.curl_error,
+                        "Check clerk_sync.api_url; behind a private CA or a TLS-inspecting proxy, set "
+                        "clerk_sync.ca_file to its certificate.");
 
         if (a.code == CURLE_OK && a.status == 429) {
             ++rate_limited_;

@@ -23,6 +23,8 @@ struct ApiConfig {
     int max_retries = 5;           // for 5xx, network errors, truncated or non-JSON bodies
     int max_retry_after_s = 60;    // the longest a 429's Retry-After is honoured for
     bool allow_insecure_http = false;
+    std::string ca_file;           // PEM certificates to verify the API's TLS certificate with,
+                                   // instead of the system's; empty: the system's
 };
 
 struct ApiHooks {

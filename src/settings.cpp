@@ -19,6 +19,7 @@ bool require_email_setting = true;
 char *tier_key_setting = nullptr;
 char *secret_key_setting = nullptr;
 char *api_url_setting = nullptr;
+char *ca_file_setting = nullptr;
 char *api_version_setting = nullptr;
 int page_size_setting = 500;
 int connect_timeout_setting = 5000;
@@ -107,6 +108,13 @@ void define_settings(bool preloaded) {
         "clerk_sync.api_url", "Base URL of the Clerk Backend API.", nullptr,
         &api_url_setting, "https://api.clerk.com/v1", PGC_SUSET, 0, nullptr, nullptr, nullptr);
 
+    // Superuser-only too: whoever picks the trusted certificates can read the traffic.
+    DefineCustomStringVariable(
+        "clerk_sync.ca_file",
+        "PEM file of the certificates that the Clerk API's TLS certificate is verified with.",
+        "Empty: the system's certificate store. For a private CA or a TLS-inspecting proxy.",
+        &ca_file_setting, "", PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
     DefineCustomStringVariable(
         "clerk_sync.api_version", "Clerk API version, sent as the Clerk-API-Version header.", nullptr,
         &api_version_setting, "2025-11-10", PGC_SUSET, 0, nullptr, nullptr, nullptr);
@@ -187,6 +195,7 @@ ApiConfig api_config() {
     c.request_timeout_ms = request_timeout_setting;
     c.max_retries = max_retries_setting;
     c.allow_insecure_http = allow_insecure_http_setting;
+    c.ca_file = ca_file_setting ? ca_file_setting : "";
     return c;
 }
 

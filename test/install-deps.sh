@@ -8,7 +8,7 @@ packages=(
     postgresql-15                  # the server, pgcrypto (test signing) and pgbench
     postgresql-server-dev-15       # server headers and PGXS
     libcurl4-openssl-dev           # libcurl, OpenSSL flavour (the Clerk API client)
-    libssl-dev openssl             # HMAC and base64; openssl(1) signs in test/secrets.sh
+    libssl-dev openssl             # HMAC and base64; openssl(1) signs in test/secrets.sh, makes test/tls.sh's CA
     nlohmann-json3-dev             # JSON
 )
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -7,7 +7,8 @@
 #   5. test/worker.sh (the background worker on a real cluster with the fake Clerk),
 #   6. test/e2e (the Node forwarder and the Deno edge function over real HTTP, svix-signed),
 #   7. test/ratelimit_concurrency.sh (pgbench clients racing for the quotas),
-#   8. test/dump_restore.sh (pg_dump and pg_restore of a database using the extension).
+#   8. test/dump_restore.sh (pg_dump and pg_restore of a database using the extension),
+#   9. test/tls.sh (the Clerk API over https: trusted, untrusted and misnamed certificates).
 # As root, the servers run as the "postgres" OS user. Exit status: 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ suite() {  # suite NAME COMMAND...: runs one suite, shows its output, adds up it
             p=$(sed -nE 's/.*All ([0-9]+) tests passed.*/\1/p' "$log")
             f=$(sed -nE 's/.* ([0-9]+) of ([0-9]+) tests failed.*/\1/p' "$log")
             [ -n "$f" ] && p=$(( $(sed -nE 's/.* [0-9]+ of ([0-9]+) tests failed.*/\1/p' "$log") - f )) ;;
-        secrets|worker|ratelimit_concurrency|dump_restore)
+        secrets|worker|ratelimit_concurrency|dump_restore|tls)
             p=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\1/p" "$log")
             f=$(sed -nE "s/^$name: ([0-9]+) passed, ([0-9]+) failed\$/\2/p" "$log") ;;
         node|fake_clerk|e2e)
@@ -54,6 +55,7 @@ suite worker bash test/worker.sh
 suite e2e bash test/e2e/run.sh
 suite ratelimit_concurrency bash test/ratelimit_concurrency.sh
 suite dump_restore bash test/dump_restore.sh
+suite tls bash test/tls.sh
 
 echo
 echo "$passed passed, $failed failed"

@@ -8,10 +8,13 @@
 //   http://127.0.0.1:5580/s/users=1000,seed=3,fail5xx=20,drop=5,trunc=5/v1
 // Node 20, no dependencies. Usage and the scenario keys: README.md beside this file.
 //
-//   node server.mjs [--port N] [--users N] [--rate-limit N/W] [--cache-mb MB] [--log]
+//   node server.mjs [--port N] [--users N] [--rate-limit N/W] [--cache-mb MB] [--tls-cert F --tls-key F] [--log]
 // --cache-mb: how much serialised user JSON to keep in memory (default 512; 0 = none).
+// --tls-cert, --tls-key: serve https with this PEM certificate (chain) and key.
 
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { Dataset, ORDER_FIELDS, setCacheBudget } from './dataset.mjs';
@@ -19,7 +22,8 @@ import { Dataset, ORDER_FIELDS, setCacheBudget } from './dataset.mjs';
 // ---- command line --------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-    const opts = { port: Number(process.env.PORT ?? 5580), users: 1000, rateLimit: null, cacheMb: 512, log: false };
+    const opts = { port: Number(process.env.PORT ?? 5580), users: 1000, rateLimit: null, cacheMb: 512, log: false,
+                   tlsCert: null, tlsKey: null };
     for (let k = 0; k < argv.length; k++) {
         const a = argv[k];
         const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -29,9 +33,11 @@ function parseArgs(argv) {
         case '--users': opts.users = Number(value()); break;
         case '--rate-limit': opts.rateLimit = parseRate(value()); break;
         case '--cache-mb': opts.cacheMb = Number(value()); break;
+        case '--tls-cert': opts.tlsCert = value(); break;
+        case '--tls-key': opts.tlsKey = value(); break;
         case '--log': opts.log = true; break;
         case '--help': case '-h':
-            console.log('usage: node server.mjs [--port N] [--users N] [--rate-limit N/W] [--cache-mb MB] [--log]');
+            console.log('usage: node server.mjs [--port N] [--users N] [--rate-limit N/W] [--cache-mb MB] [--tls-cert F --tls-key F] [--log]');
             process.exit(0);
             break;
         default:
@@ -42,6 +48,7 @@ function parseArgs(argv) {
     if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) die('bad --port');
     if (!Number.isInteger(opts.users) || opts.users < 0) die('bad --users');
     if (opts.rateLimit === undefined) die('bad --rate-limit (want N/W, e.g. 100/10)');
+    if (!opts.tlsCert !== !opts.tlsKey) die('--tls-cert and --tls-key go together');
     return opts;
 }
 
@@ -586,7 +593,9 @@ function handle(req, res) {
 
 // ---- server --------------------------------------------------------------------------------------
 
-const server = http.createServer({ keepAlive: true }, handle);
+const server = OPTS.tlsCert
+    ? https.createServer({ keepAlive: true, cert: fs.readFileSync(OPTS.tlsCert), key: fs.readFileSync(OPTS.tlsKey) }, handle)
+    : http.createServer({ keepAlive: true }, handle);
 server.keepAliveTimeout = 60_000;    // keep idle connections for reuse (libcurl keeps its own)
 server.headersTimeout = 65_000;
 server.requestTimeout = 0;           // slow=... scenarios may delay an answer for long
@@ -594,7 +603,7 @@ server.on('connection', () => { connections++; });
 server.on('clientError', (err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'); });
 
 server.listen(OPTS.port, '127.0.0.1', () => {
-    console.log(`fake-clerk listening on http://127.0.0.1:${server.address().port}`);
+    console.log(`fake-clerk listening on ${OPTS.tlsCert ? 'https' : 'http'}://127.0.0.1:${server.address().port}`);
 });
 
 function shutdown() {
