@@ -166,9 +166,10 @@ $$;
 --   - every user given is marked seen (synced_at), written or not, so that a full pass does not
 --     delete as missing a user whose stored version is newer than Clerk's list.
 -- Single-user writers (webhooks, clerk_sync_user) first take the user's advisory lock, so that an
--- upsert and a deletion of one user never interleave. A full sync's pages take none (a long
--- transaction would accumulate one lock per user): its updates are ordered by row locks, and in
--- the one race left, a user created and deleted while the page is written, the next full sync
+-- upsert and a deletion of one user never interleave; so does the worker for each page it writes,
+-- in a short transaction (clerk._lock_users). clerk_sync_all's pages take none (its one long
+-- transaction would accumulate a lock per user): its updates are ordered by row locks, and in the
+-- one race left, a user deleted by a webhook while its page is written, the next full sync
 -- deletes the user again.
 CREATE FUNCTION clerk._upsert_users(
     p_ids text[], p_emails text[], p_first_names text[], p_last_names text[], p_usernames text[],
@@ -276,6 +277,25 @@ BEGIN
         ON CONFLICT (id) DO UPDATE SET deleted_at = greatest(d.deleted_at, excluded.deleted_at),
                                        recorded_at = now();
     RETURN 'applied';
+END
+$$;
+
+-- Takes the write lock of every user given, the one single-user writers take (in a fixed order,
+-- so that two lockers never deadlock), for a page written in a short transaction of its own (the
+-- worker's). A webhook deleting one of these users then waits for the page to commit, or the
+-- page for the webhook, instead of both going ahead and leaving the deleted user stored.
+-- clerk_sync_all, one long transaction, takes none: it would hold a lock per user to its end.
+CREATE FUNCTION clerk._lock_users(p_ids text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key int;
+BEGIN
+    FOR key IN SELECT DISTINCT hashtext(id) FROM unnest(p_ids) AS id ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(1129073410, key);
+    END LOOP;
 END
 $$;
 

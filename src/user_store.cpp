@@ -139,6 +139,7 @@ const char *action_name(EventAction action) {
 Statement apply_event{"SELECT clerk._apply_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"};
 Statement upsert_users{"SELECT applied, stale FROM clerk._upsert_users($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"};
 Statement mark_seen{"SELECT clerk._mark_seen($1)"};
+Statement lock_each_user{"SELECT clerk._lock_users($1)"};
 Statement delete_one{"SELECT clerk._delete_user($1, NULL)"};
 Statement delete_missing_users{"SELECT deleted, missing, total FROM clerk._delete_missing(coalesce($2::timestamptz, now()), $1)"};
 Statement begin_run{"SELECT clerk._begin_sync($1)"};
@@ -213,6 +214,13 @@ StoreCounts store_users(const std::vector<UserRow> &users, const std::vector<std
         }
     });
     return counts;
+}
+
+void lock_users(const std::vector<UserRow> &users) {
+    pg_call([&] {
+        Param ids = text_array_param<UserRow>(users, [](const UserRow &r) { return &r.id; });
+        run(lock_each_user, &ids, 1);
+    });
 }
 
 std::string delete_user(const std::string &user_id) {

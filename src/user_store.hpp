@@ -27,6 +27,10 @@ struct StoreCounts {
 // `seen_ids` (users present in Clerk but not stored, e.g. without email) as seen by this pass.
 StoreCounts store_users(const std::vector<UserRow> &users, const std::vector<std::string> &seen_ids);
 
+// Takes the write lock of each of these users until the transaction ends (clerk._lock_users), as
+// single-user writers do: for a page written in a short transaction of its own.
+void lock_users(const std::vector<UserRow> &users);
+
 // Deletes one user and keeps a tombstone (clerk._delete_user); returns applied or stale.
 std::string delete_user(const std::string &user_id);
 

@@ -174,6 +174,7 @@ bool run(const RunPlan &plan) {
             newest_ms = std::max(newest_ms, page->newest_updated_ms);
             report_activity("clerk_sync: " + plan.kind + " run, writing page " + num(c.pages));
             in_transaction([&] {
+                lock_users(page->rows);  // a short transaction: no webhook may race its users
                 StoreCounts stored = store_users(page->rows, page->seen);
                 c.synced += stored.applied + stored.stale;
                 exec("SELECT clerk._worker_progress($1::bigint, $2, $3::bigint, $4::bigint, $5::bigint, "

@@ -130,6 +130,30 @@ check "which they keep" t "$(sql "SELECT EXISTS (SELECT FROM clerk.webhook_event
 sql "DELETE FROM clerk.webhook_events WHERE svix_id LIKE 'msg\_%'" >/dev/null
 reload_with "clerk_sync.inbox_retention = 30"
 
+echo "# a delivery deleting a user while the worker writes a page with that user: the deletion wins"
+victim=$(sql "SELECT id FROM clerk.users ORDER BY id LIMIT 1")
+reload_with "clerk_sync.sync_interval = 0"
+wait_for "(the worker is idle)" 10 "SELECT run_pid IS NULL AND state LIKE 'idle (sync_interval is 0)%' FROM clerk.sync_status"
+# the delivery's transaction, held open for a while after it deleted the user
+run_pg psql -X -q -h "$dir" -p "$port" -U postgres -d workerdb -c "BEGIN" \
+    -c "SELECT clerk._delete_user('$victim', now())" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null &
+delivery=$!
+wait_for "the delivery holds the user's write lock" 5 \
+    "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND classid = 1129073410 AND granted)"
+before=$(runs_ok)
+sql "SELECT clerk_sync_wakeup(true)" >/dev/null
+wait_for "the worker's page waits for that lock" 5 \
+    "SELECT EXISTS (SELECT FROM pg_locks l JOIN clerk.sync_status s ON l.pid = s.run_pid
+                     WHERE l.locktype = 'advisory' AND l.classid = 1129073410 AND NOT l.granted)"
+wait "$delivery"
+wait_for "then its pass completes" 15 "SELECT count(*) > $before FROM clerk.sync_runs WHERE status = 'succeeded'"
+check "and the user stays deleted, with its tombstone" "f|t" \
+    "$(sql "SELECT EXISTS (SELECT FROM clerk.users WHERE id = '$victim'), EXISTS (SELECT FROM clerk.deleted_users WHERE id = '$victim')")"
+sql "DELETE FROM clerk.deleted_users WHERE id = '$victim'" >/dev/null
+reload_with "clerk_sync.sync_interval = 1"
+sql "SELECT clerk_sync_wakeup(true)" >/dev/null
+wait_for "(without the tombstone, the next full pass brings it back)" 15 "SELECT EXISTS (SELECT FROM clerk.users WHERE id = '$victim')"
+
 echo "# Clerk answering 500s: backoff and a recorded error, then recovery"
 reload_with "clerk_sync.api_url = '$base/s/$scenario,fail5xx=100/v1'"
 reload_with "clerk_sync.max_retries = 0"
