@@ -290,12 +290,10 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    key int;
 BEGIN
-    FOR key IN SELECT DISTINCT hashtext(id) FROM unnest(p_ids) AS id ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(1129073410, key);
-    END LOOP;
+    -- one query (the locks are taken as the sorted keys come out of the subquery)
+    PERFORM pg_advisory_xact_lock(1129073410, key)
+       FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest(p_ids) AS id ORDER BY 1) AS keys;
 END
 $$;
 
