@@ -39,13 +39,7 @@ updates=$(( events - users ))
 secret_b64='Y2xlcmtfc3luYyBiZW5jaCBzZWNyZXQh'
 secret="whsec_$secret_b64"
 
-dir=$(new_pg_dir)
-cleanup() {
-    cluster_stop "$dir"
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+use_throwaway_dir
 
 # The events are signed once, before the runs, with the signing time as svix-timestamp; the runs
 # then replay them for a few minutes, so the timestamp tolerance is widened to its maximum (a day).
@@ -56,8 +50,6 @@ cluster_start "$dir" "$port" \
     "max_wal_size = '4GB'" ||
     { echo "apply_event.sh: could not start the cluster" >&2; exit 1; }
 
-psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
-pgbench_run() { run_pg pgbench -n -h "$dir" -p "$port" -U postgres "$@" postgres; }
 
 echo "clerk_sync apply benchmark: $events events ($users user.created, $updates user.updated), $runs runs, $(nproc) CPUs, PostgreSQL $(pg_config --version | awk '{print $2}')"
 t0=$SECONDS

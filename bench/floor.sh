@@ -4,7 +4,7 @@
 # a table, written by one set-based INSERT ... SELECT ... ON CONFLICT per table, with the same
 # mapping (primary email, tier, timestamps) and no HTTP, C++ or per-page work. The pages are kept
 # as jsonb, so the floor does not even parse the users' JSON text as the extension must.
-# Sourced; needs psql_q (psql on the benchmark's cluster) and node.
+# Sourced after test/lib.sh (psql_q on the benchmark's cluster); needs node.
 
 # floor_load_pages API_URL: creates bench.pages (one row per page of 500 users) and loads every
 # user of the fake into it, a page at a time, so that memory stays flat at a million users.

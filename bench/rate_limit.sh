@@ -39,13 +39,7 @@ for v in users runs seconds port; do
 done
 bench_limit=2000000000
 
-dir=$(new_pg_dir)
-cleanup() {
-    cluster_stop "$dir"
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+use_throwaway_dir
 
 # fetch_missing_users off: every user called exists; a bench must never call out to Clerk.
 cluster_start "$dir" "$port" \
@@ -54,8 +48,6 @@ cluster_start "$dir" "$port" \
     "clerk_sync.fetch_missing_users = off" ||
     { echo "rate_limit.sh: could not start the cluster" >&2; exit 1; }
 
-psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
-pgbench_run() { run_pg pgbench -n -h "$dir" -p "$port" -U postgres "$@" postgres; }
 
 echo "clerk_sync rate-limit benchmark: $users users (tier BENCH, limit $bench_limit), $runs runs of ${seconds} s per measurement, $(nproc) CPUs, PostgreSQL $(pg_config --version | awk '{print $2}')"
 t0=$SECONDS

@@ -25,10 +25,7 @@ port=${CLERK_BENCH_PORT:-5541}
 fake_port=$((port + 50))
 memory_users=${CLERK_BENCH_MEMORY_USERS:-}
 
-dir=$(new_pg_dir)
-cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+use_throwaway_dir
 
 # The fake answers without a rate limit here; the shared budget (100 requests / 10 s for an
 # sk_test_ key) is lifted so that the database, not the budget, sets the pace.
@@ -36,7 +33,6 @@ cluster_start "$dir" "$port" "clerk_sync.secret_key = 'sk_test_bench'" "clerk_sy
     "clerk_sync.api_url = 'http://127.0.0.1:$fake_port/v1'" \
     "autovacuum = off" "max_wal_size = '8GB'" "shared_buffers = '1GB'"
 fake_clerk_start "$fake_port" --users "$users"
-psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
 psql_q -c "CREATE EXTENSION clerk_sync" -c "INSERT INTO clerk.tiers VALUES ('gold', 5)"
 # warm the fake's cache of serialised users, so that the first run is not slower than the rest
 fake_clerk_dump "http://127.0.0.1:$fake_port/v1" >/dev/null

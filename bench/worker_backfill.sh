@@ -20,17 +20,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 users=${CLERK_BENCH_USERS:-1000000}
 port=${CLERK_BENCH_PORT:-5611}
 fake_port=$((port + 50))
-dir=$(new_pg_dir)
-cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+use_throwaway_dir
 
 fake_clerk_start "$fake_port" --users "$users" --rate-limit 1000/10 --cache-mb 0
 curl -s -X POST "http://127.0.0.1:$fake_port/__admin/warm" -d "{\"scenario\":\"users=$users\"}" >/dev/null
 cluster_start "$dir" "$port" "clerk_sync.database = 'postgres'" "clerk_sync.sync_interval = 1" \
     "clerk_sync.api_url = 'http://127.0.0.1:$fake_port/v1'" "clerk_sync.secret_key = 'sk_live_bench'" \
     "autovacuum = off" "max_wal_size = '8GB'" "shared_buffers = '1GB'"
-psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
 curl -s -X POST "http://127.0.0.1:$fake_port/__admin/reset" >/dev/null
 
 t0=$(date +%s.%N)

@@ -8,9 +8,7 @@ cd "$(dirname "$0")/.."
 
 port=${CLERK_DUMP_TEST_PORT:-5545}
 passed=0 failed=0
-dir=$(new_pg_dir)
-cleanup() { cluster_stop "$dir"; rm -rf "$dir"; }
-trap cleanup EXIT
+use_throwaway_dir
 
 sql() { run_pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d "$1" -c "$2" 2>&1; }
 

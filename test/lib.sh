@@ -42,6 +42,17 @@ cluster_start() {
         { cat "$dir/server.log"; return 1; }
 }
 
+# use_throwaway_dir: sets `dir` to a new directory for a throwaway cluster; on exit (and on INT or
+# TERM) the cluster, and the fake Clerk if one was started, are stopped and the directory removed.
+# Scripts that use it set `port`, which psql_q and pgbench_run below connect to.
+use_throwaway_dir() {
+    dir=$(new_pg_dir)
+    trap 'fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"' EXIT
+    trap 'exit 130' INT TERM
+}
+psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
+pgbench_run() { run_pg pgbench -n -h "$dir" -p "$port" -U postgres "$@" postgres; }
+
 # cluster_stop DIR: stops the cluster (if running); the caller removes DIR.
 cluster_stop() {
     local dir=$1

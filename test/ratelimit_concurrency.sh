@@ -24,23 +24,15 @@ port=${CLERK_RL_TEST_PORT:-5571}
 [[ $port =~ ^[1-9][0-9]*$ ]] || { echo "ratelimit_concurrency.sh: CLERK_RL_TEST_PORT must be a port number" >&2; exit 2; }
 
 passed=0 failed=0
-# is GOT WANT NAME: one assertion, comparing two strings.
-is() {
-    if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3" "got: $1"$'\n'"expected: $2"; fi
-}
+# is GOT WANT NAME: one assertion, comparing two strings (test/lib.sh's check, in this order).
+is() { check "$3" "$2" "$1"; }
 finish() {
     echo "ratelimit_concurrency: $passed passed, $failed failed"
     [ "$failed" = 0 ]
     exit
 }
 
-dir=$(new_pg_dir)
-cleanup() {
-    cluster_stop "$dir"
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+use_throwaway_dir
 
 # clerk_sync.fetch_missing_users off: every user called exists, and nothing may go to Clerk.
 if ! cluster_start "$dir" "$port" "autovacuum = off" "clerk_sync.fetch_missing_users = off"; then
@@ -48,7 +40,6 @@ if ! cluster_start "$dir" "$port" "autovacuum = off" "clerk_sync.fetch_missing_u
     finish
 fi
 
-psql_q() { run_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
 
 # pgbench_ok NAME SCRIPT CLIENTS TRANSACTIONS_PER_CLIENT: runs pgbench (16 clients, 2 threads) and
 # asserts that it processed every transaction without an error.

@@ -9,9 +9,7 @@ cd "$(dirname "$0")/.."
 port=${CLERK_TLS_TEST_PORT:-5551}
 fake_port=$((port + 50))
 passed=0 failed=0
-dir=$(new_pg_dir)
-cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
-trap cleanup EXIT
+use_throwaway_dir
 
 sql() {  # sql ROLE STATEMENT...: prints the result, or "ERROR <sqlstate>: message"
     local role=$1

@@ -14,9 +14,7 @@ fake_port=$((port + 50))
 scenario="users=300"
 base="http://127.0.0.1:$fake_port"
 passed=0 failed=0
-dir=$(new_pg_dir)
-cleanup() { fake_clerk_stop; cluster_stop "$dir"; rm -rf "$dir"; }
-trap cleanup EXIT
+use_throwaway_dir
 
 sql() { run_pg psql -X -q -A -t -h "$dir" -p "$port" -U postgres -d "${DB:-workerdb}" -c "$1" 2>&1; }
 # wait_for DESCRIPTION SECONDS SQL: polls until SQL returns t
