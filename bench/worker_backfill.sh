@@ -36,8 +36,7 @@ until [ "$(psql_q -c "SELECT count(*) FROM clerk.sync_runs WHERE kind = 'full' A
 done
 t1=$(date +%s.%N)
 psql_q -c "SELECT 'run: ' || synced || ' synced, ' || skipped || ' skipped, ' || pages || ' pages, ' || requests || ' requests, ' || rate_limited || ' answered 429, ' || round(extract(epoch FROM finished_at - started_at)::numeric, 1) || ' s' FROM clerk.sync_runs WHERE kind = 'full'"
-stats=$(curl -s "http://127.0.0.1:$fake_port/__admin/stats")
-rate_limited=$(node -e 'const s=JSON.parse(process.argv[1]);console.log(s.by_status["429"]||0)' "$stats")
+rate_limited=$(fake_clerk_stat "http://127.0.0.1:$fake_port" by_status.429)
 elapsed=$(echo "$t1 - $t0" | bc -l)
 minimum=$(echo "$users / 500 / 100" | bc -l)
 

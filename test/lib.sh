@@ -116,6 +116,20 @@ not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && sed 's
 # check DESCRIPTION EXPECTED ACTUAL
 check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2"$'\n'"actual:   $3"; fi; }
 
+# fake_clerk_stat BASE FIELD [CURL_ARGS...]: one figure from the fake Clerk's /__admin/stats at
+# BASE (its origin), by a dotted path such as connections or by_status.429; 0 when absent.
+fake_clerk_stat() {
+    local base=$1 field=$2
+    shift 2
+    curl -s "$@" "$base/__admin/stats" | node -e '
+        let s = "";
+        process.stdin.on("data", (d) => (s += d)).on("end", () => {
+            let v = JSON.parse(s);
+            for (const k of process.argv[1].split(".")) v = v?.[k];
+            console.log(v ?? 0);
+        });' "$field"
+}
+
 # median: the median of the numbers read one per line (or space-separated) on standard input.
 median() {
     tr ' ' '\n' | grep -v '^$' | sort -g |

@@ -39,8 +39,7 @@ with_email=$(curl -s --cacert "$tls/ca.crt" -H 'authorization: Bearer sk_test_x'
     "https://localhost:$fake_port/v1/users?limit=500" |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).filter(u=>u.primary_email_address_id).length))')
 # TCP connections the fake accepted (a failed handshake is still one; so is each reading)
-connections() { curl -s --cacert "$tls/ca.crt" "https://localhost:$fake_port/__admin/stats" |
-    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).connections))'; }
+connections() { fake_clerk_stat "https://localhost:$fake_port" connections --cacert "$tls/ca.crt"; }
 sync_with() {  # sync_with API_URL CA_FILE: clerk_sync_all() with these settings
     sql postgres "SET clerk_sync.api_url = '$1'" "SET clerk_sync.ca_file = '$2'" "SELECT synced FROM clerk_sync_all()"
 }

@@ -98,7 +98,7 @@ echo "# a run's pages come over one keep-alive connection"
 reload_with "clerk_sync.page_size = 20"
 sleep 0.5   # the reload reaches the postmaster, which starts the next run
 # each stats request is a connection of its own (curl): one between the two readings
-fake_connections() { curl -s "$base/__admin/stats" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).connections))'; }
+fake_connections() { fake_clerk_stat "$base" connections; }
 connections_before=$(fake_connections)
 before=$(runs_ok)
 sql "SELECT clerk_sync_wakeup(true)" >/dev/null
@@ -173,8 +173,7 @@ ids=$(sql "SELECT string_agg(quote_literal(id), ',') FROM (SELECT id FROM clerk.
 sql "SELECT count(*) FROM (SELECT clerk_fetch_user(id) FROM unnest(ARRAY[$ids]) AS id) s" >/dev/null
 wait_for "the worker's full pass completes alongside 40 clerk_fetch_user calls" 60 \
     "SELECT EXISTS (SELECT FROM clerk.sync_runs WHERE kind = 'full' AND status = 'succeeded' AND started_at > now() - interval '60 s' AND requests > 20)"
-stats=$(curl -s "$base/__admin/stats")
-check "no 429 from the fake" 0 "$(node -e 'const s=JSON.parse(process.argv[1]);console.log(s.by_status["429"]||0)' "$stats")"
+check "no 429 from the fake" 0 "$(fake_clerk_stat "$base" by_status.429)"
 reload_with "clerk_sync.api_url = '$base/s/$scenario/v1'"
 reload_with "clerk_sync.rate_budget = 0"
 reload_with "clerk_sync.page_size = 500"
