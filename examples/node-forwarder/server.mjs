@@ -64,26 +64,21 @@ function send(res, status, body, extraHeaders = {}) {
 
 class TooLarge extends Error {}
 
-// The body as sent, at most MAX_BODY_BYTES.
+// The body as sent, at most MAX_BODY_BYTES. The rest of a body too large (declared so, or found so
+// while streaming) is read and dropped before the 413: answering at once and closing would reset
+// the client's upload, and it might never read the answer. requestTimeout bounds a slow sender.
 function readBody(req) {
     return new Promise((resolve, reject) => {
-        if (Number(req.headers['content-length']) > MAX_BODY_BYTES) {
-            req.resume();   // unread; the 413 closes the connection
-            return reject(new TooLarge());
-        }
-        const chunks = [];
+        let chunks = [];
         let size = 0;
+        let tooLarge = Number(req.headers['content-length']) > MAX_BODY_BYTES;
         req.on('data', (chunk) => {
             size += chunk.length;
-            if (size > MAX_BODY_BYTES) {
-                req.removeAllListeners('data');
-                req.resume();   // drain the rest unread, so the 413 can be answered
-                reject(new TooLarge());
-            } else {
-                chunks.push(chunk);
-            }
+            if (size > MAX_BODY_BYTES) tooLarge = true;
+            if (tooLarge) chunks = [];
+            else chunks.push(chunk);
         });
-        req.on('end', () => resolve(Buffer.concat(chunks, size)));
+        req.on('end', () => (tooLarge ? reject(new TooLarge()) : resolve(Buffer.concat(chunks, size))));
         req.on('error', reject);
     });
 }
